@@ -1,0 +1,35 @@
+# Two commands for a newcomer:   make run   (set up, index docs/, start the UI)   make test
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+export HF_HUB_OFFLINE := 1
+export HF_HUB_DISABLE_TELEMETRY := 1
+export GRADIO_ANALYTICS_ENABLED := False
+
+.PHONY: run test test-fast setup index eval bench clean
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --upgrade pip
+	# torch first, from the pinned CPU build, so nothing pulls a CUDA build
+	$(VENV)/bin/pip install --quiet "torch==2.13.0"
+	$(VENV)/bin/pip install --quiet -e ".[dev]"
+	touch $@
+
+setup: $(VENV)/.installed
+
+run: setup
+	$(VENV)/bin/qa serve
+
+index: setup
+	$(VENV)/bin/qa index
+
+test: setup
+	bash scripts/browser-deps.sh
+	$(VENV)/bin/python -m pytest -q
+
+test-fast: setup
+	$(VENV)/bin/python -m pytest -q -m "not slow and not browser"
+
+clean:
+	rm -rf $(VENV) index/main index/.main.* index/cache

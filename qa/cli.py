@@ -1,0 +1,255 @@
+"""The ``qa`` command: index, ask, search, docs, info, eval, serve.
+
+``main(argv) -> int`` is callable from tests. A user mistake (bad path, empty question,
+unusable index) prints one line to stderr and returns a non-zero code, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # nothing is ever downloaded at run time
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+from .config import IndexConfig  # noqa: E402
+from .encoders import DEFAULT as DEFAULT_ENCODER  # noqa: E402
+from .errors import QAError  # noqa: E402
+
+DEFAULT_DOCS = Path("docs")
+DEFAULT_INDEX = Path("index/main")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    configure_logging(args.verbose)
+    try:
+        return args.func(args)
+    except QAError as exc:
+        print(f"qa: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+def configure_logging(verbose: bool = False) -> None:
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    # bm25s sets its own logger to DEBUG; jieba and faiss announce their start-up
+    for name in ("bm25s", "jieba", "faiss.loader"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="qa", description="Clause-level retrieval over Chinese policy documents.")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log progress to stderr")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def with_index(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--index", type=Path, default=DEFAULT_INDEX, help="index folder (default: index/main)")
+        source = p.add_mutually_exclusive_group()
+        source.add_argument("--docs", type=Path, help="documents folder (default: the one the index was built from, "
+                                                      "else docs/)")
+        source.add_argument("--corpus", type=Path, help="a passages.jsonl pool instead of a folder")
+
+    p = sub.add_parser("index", help="build or rebuild the index")
+    with_index(p)
+    p.add_argument("--encoder", default=None, help=f"backend[:model] (default: {DEFAULT_ENCODER}); "
+                                                   "e.g. sentence-transformers:BAAI/bge-small-zh-v1.5")
+    p.add_argument("--force", action="store_true", help="rebuild even if the index is current")
+    p.set_defaults(func=cmd_index)
+
+    p = sub.add_parser("ask", help="answer one question with cited clauses")
+    with_index(p)
+    p.add_argument("question")
+    _search_options(p, default_k=5)
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.add_argument("--doc", action="append", dest="doc_ids", help="only search this document id (repeatable)")
+    p.set_defaults(func=cmd_ask)
+
+    p = sub.add_parser("search", help="batch: questions from JSON lines {qid, question}, results as JSON lines")
+    with_index(p)
+    p.add_argument("--queries", type=Path, required=True)
+    _search_options(p, default_k=10)
+    p.set_defaults(func=cmd_search)
+
+    p = sub.add_parser("docs", help="list the indexed documents, or print one's cleaned text")
+    with_index(p)
+    p.add_argument("--text", metavar="DOC_ID", help="print the cleaned text of this document")
+    p.add_argument("--clauses", metavar="DOC_ID", help="print the clauses of this document")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_docs)
+
+    p = sub.add_parser("info", help="print an index's manifest")
+    p.add_argument("--index", type=Path, default=DEFAULT_INDEX)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_info)
+
+    p = sub.add_parser("serve", help="start the web UI")
+    with_index(p)
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=7860)
+    p.set_defaults(func=cmd_serve)
+    return parser
+
+
+def _search_options(p: argparse.ArgumentParser, default_k: int) -> None:
+    p.add_argument("-k", type=int, default=default_k, help=f"number of clauses (default {default_k})")
+    p.add_argument("--mode", choices=("hybrid", "dense", "bm25"), default="hybrid")
+
+
+def _corpus(args: argparse.Namespace, required: bool = False):
+    from .pipeline import Corpus
+
+    if getattr(args, "corpus", None):
+        return Corpus(args.corpus, "pool")
+    if getattr(args, "docs", None):
+        return Corpus(args.docs, "folder")
+    if required or not (args.index / "manifest.json").exists():
+        return Corpus(DEFAULT_DOCS, "folder")
+    return None  # the one recorded in the index
+
+
+def open_pipeline(args: argparse.Namespace, rebuild: str = "auto", progress: bool = True):
+    from .pipeline import Pipeline
+
+    return Pipeline.open(args.index, _corpus(args), rebuild=rebuild, progress=progress)
+
+
+def cmd_index(args: argparse.Namespace) -> int:
+    from .index import Index
+    from .pipeline import Pipeline
+
+    corpus = _corpus(args, required=True)
+    config = None
+    if args.encoder:
+        config = IndexConfig(encoder=args.encoder)
+    elif (args.index / "manifest.json").exists():
+        try:
+            config = Index.load(args.index, verify=False).config
+        except QAError:
+            config = None
+    pipe = Pipeline.open(args.index, corpus, config=config or IndexConfig(),
+                         rebuild="always" if args.force else "auto", progress=True)
+    m = pipe.index.manifest
+    print(f"index {args.index}: {m['counts']['documents']} documents, {m['counts']['clauses']} clauses, "
+          f"encoder {m['encoder']['backend']}:{m['encoder']['model']}")
+    for s in m.get("skipped", []):
+        print(f"skipped {s['path']}: {s['reason']}", file=sys.stderr)
+    return 0
+
+
+def cmd_ask(args: argparse.Namespace) -> int:
+    pipe = open_pipeline(args)
+    answer = pipe.ask(args.question, k=args.k, mode=args.mode, doc_ids=args.doc_ids)
+    if args.json:
+        print(json.dumps(answer.to_json(), ensure_ascii=False, indent=1))
+        return 0
+    for note in answer.notes:
+        print(f"注意: {note}", file=sys.stderr)
+    if not answer.hits:
+        print("没有找到相关条款。(No matching clause.)")
+    for hit in answer.hits:
+        print(f"[{hit.rank}] {hit.score:.4f}  {hit.clause.text}")
+        print(f"    —— {hit.citation}  ({hit.clause.clause_id})")
+    return 0
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    from .errors import EmptyQuestion
+
+    rows = _read_queries(args.queries)
+    pipe = open_pipeline(args)
+    batch = 64
+    for start in range(0, len(rows), batch):
+        chunk = rows[start:start + batch]
+        good = [r for r in chunk if str(r["question"]).strip()]
+        answers = dict(zip((r["qid"] for r in good), pipe.ask_many([r["question"] for r in good], k=args.k,
+                                                                   mode=args.mode))) if good else {}
+        for row in chunk:
+            answer = answers.get(row["qid"])
+            out = {"qid": row["qid"], "hits": [h.to_json() for h in answer.hits] if answer else []}
+            if answer is None:
+                out["error"] = str(EmptyQuestion())
+            elif answer.notes:
+                out["notes"] = list(answer.notes)
+            print(json.dumps(out, ensure_ascii=False))
+    return 0
+
+
+def _read_queries(path: Path) -> list[dict]:
+    if not path.exists():
+        raise QAError(f"{path}: no such file")
+    rows = []
+    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+            rows.append({"qid": str(row["qid"]), "question": str(row["question"])})
+        except (ValueError, KeyError, TypeError) as exc:
+            raise QAError(f"{path}:{n}: expected a JSON object with qid and question ({exc})") from exc
+    return rows
+
+
+def cmd_docs(args: argparse.Namespace) -> int:
+    pipe = open_pipeline(args)
+    index = pipe.index
+    wanted = args.text or args.clauses
+    if wanted:
+        if wanted not in index.documents:
+            raise QAError(f"no document {wanted!r}; list them with: qa docs")
+        if args.text:
+            print(index.documents[wanted].text)
+        else:
+            for c in index.clauses:
+                if c.doc_id == wanted:
+                    print(json.dumps(c.to_json(), ensure_ascii=False) if args.json else
+                          f"{c.clause_id}  [{' > '.join(c.heading[1:])}] {c.text}")
+        return 0
+    counts: dict[str, int] = {}
+    for c in index.clauses:
+        counts[c.doc_id] = counts.get(c.doc_id, 0) + 1
+    for doc in index.documents.values():
+        if args.json:
+            print(json.dumps({"doc_id": doc.doc_id, "title": doc.title, "source": doc.source,
+                              "clauses": counts.get(doc.doc_id, 0), "meta": doc.meta}, ensure_ascii=False))
+        else:
+            print(f"{doc.doc_id}\t{counts.get(doc.doc_id, 0)} clauses\t{doc.title}\t{doc.meta.get('agency', '')} "
+                  f"{doc.meta.get('published') or doc.meta.get('date', '')}\t({doc.source})")
+    return 0
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    from .store import read_manifest
+
+    manifest = read_manifest(args.index)
+    if args.json:
+        print(json.dumps(manifest, ensure_ascii=False, indent=1))
+        return 0
+    enc, counts = manifest["encoder"], manifest["counts"]
+    print(f"index:     {Path(args.index).resolve()}")
+    print(f"built:     {manifest['created']} by {manifest['package']}")
+    print(f"corpus:    {manifest['corpus']['kind']} {manifest['corpus']['path']}")
+    print(f"counts:    {counts['documents']} documents, {counts['clauses']} clauses, {counts['skipped']} skipped")
+    print(f"encoder:   {enc['backend']}:{enc['model']} (dim {enc['dim']}, {enc.get('precision')})")
+    print(f"tokenizer: {manifest['tokenizer']['name']} v{manifest['tokenizer']['version']}")
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from app import launch
+
+    pipe = open_pipeline(args)
+    launch(pipe, host=args.host, port=args.port)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

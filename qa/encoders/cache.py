@@ -1,0 +1,101 @@
+"""A persistent cache of passage embeddings keyed by (encoder, text).
+
+Rebuilding the index after one document changes re-embeds only the clauses whose text is
+new. SQLite gives crash-safe writes and concurrent readers without extra packages.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+import threading
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from .base import Encoder
+
+
+def encoder_key(encoder: Encoder) -> str:
+    """Identifies the vectors an encoder produces: backend, model, weights and precision."""
+    d = encoder.describe()
+    return f"{d['backend']}|{d['model']}|{d.get('weights', '')}|{d.get('precision', '')}|{d['dim']}"
+
+
+class EmbeddingCache:
+    """Vectors by (encoder key, passage text) in one SQLite file."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(str(path), check_same_thread=False, timeout=30)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("CREATE TABLE IF NOT EXISTS vectors (key TEXT PRIMARY KEY, vec BLOB NOT NULL)")
+
+    @staticmethod
+    def _key(space: str, text: str) -> str:
+        return hashlib.sha1(f"{space}\x00{text}".encode()).hexdigest()
+
+    def get_many(self, space: str, texts: Sequence[str], dim: int) -> list[np.ndarray | None]:
+        keys = [self._key(space, t) for t in texts]
+        found: dict[str, bytes] = {}
+        with self._lock:
+            for i in range(0, len(keys), 500):
+                chunk = keys[i:i + 500]
+                rows = self._db.execute(
+                    f"SELECT key, vec FROM vectors WHERE key IN ({','.join('?' * len(chunk))})", chunk)
+                found.update(rows.fetchall())
+        out: list[np.ndarray | None] = []
+        for key in keys:
+            blob = found.get(key)
+            out.append(np.frombuffer(blob, dtype=np.float32) if blob and len(blob) == 4 * dim else None)
+        return out
+
+    def put_many(self, space: str, texts: Sequence[str], vectors: np.ndarray) -> None:
+        rows = [(self._key(space, t), np.asarray(v, dtype=np.float32).tobytes()) for t, v in zip(texts, vectors)]
+        with self._lock, self._db:
+            self._db.executemany("INSERT OR REPLACE INTO vectors (key, vec) VALUES (?, ?)", rows)
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+
+def encode_passages(encoder: Encoder, texts: Sequence[str], cache: EmbeddingCache | None = None,
+                    batch_size: int = 64, progress: Callable[[int], None] | None = None) -> np.ndarray:
+    """Embed passages, taking what the cache has and storing what it lacks.
+
+    Args:
+        progress: called with the number of texts finished after each batch.
+
+    Returns:
+        (len(texts), dim) float32 unit vectors.
+    """
+    out = np.zeros((len(texts), encoder.dim), dtype=np.float32)
+    space = encoder_key(encoder) + "|passage"
+    todo = list(range(len(texts)))
+    if cache is not None:
+        cached = cache.get_many(space, texts, encoder.dim)
+        todo = [i for i, v in enumerate(cached) if v is None]
+        for i, v in enumerate(cached):
+            if v is not None:
+                out[i] = v
+        if progress:
+            progress(len(texts) - len(todo))
+    # identical texts (repeated boilerplate) are embedded once
+    unique: dict[str, list[int]] = {}
+    for i in todo:
+        unique.setdefault(texts[i], []).append(i)
+    pending = list(unique)
+    for start in range(0, len(pending), batch_size):
+        batch = pending[start:start + batch_size]
+        vectors = encoder.encode_passages(batch)
+        for text, vec in zip(batch, vectors):
+            out[unique[text]] = vec
+        if cache is not None:
+            cache.put_many(space, batch, vectors)
+        if progress:
+            progress(sum(len(unique[t]) for t in batch))
+    return out

