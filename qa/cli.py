@@ -11,6 +11,7 @@ import json
 import logging
 import os
 import sys
+import time
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # nothing is ever downloaded at run time
@@ -23,6 +24,7 @@ from .errors import QAError  # noqa: E402
 
 DEFAULT_DOCS = Path("docs")
 DEFAULT_INDEX = Path("index/main")
+DEFAULT_QUESTIONS = Path("docs/eval/questions.jsonl")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -90,6 +92,22 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--index", type=Path, default=DEFAULT_INDEX)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_info)
+
+    p = sub.add_parser("eval", help="measure retrieval on labelled questions or public benchmarks")
+    p.add_argument("--index", type=Path, default=None, help="index folder (default: index/main, or "
+                                                            "index/bench-NAME for --benchmark)")
+    p.add_argument("--docs", type=Path, default=None, help="documents folder for our set (default: docs/)")
+    p.add_argument("--questions", type=Path, default=DEFAULT_QUESTIONS, help="labelled questions (JSON lines)")
+    p.add_argument("--benchmark", type=Path, action="append", help="a folder with passages.jsonl and "
+                   "questions.jsonl; give two to evaluate on their merged pool")
+    p.add_argument("--modes", default="hybrid,dense,bm25")
+    p.add_argument("-k", default="1,3,5,10", help="cut-offs for recall (default 1,3,5,10)")
+    p.add_argument("--limit", type=int, help="only an evenly spread subset of N benchmark questions")
+    p.add_argument("--out", type=Path, help="report folder (default: reports/NAME)")
+    p.add_argument("--compare", type=Path, metavar="OLD.json", help="print which questions changed against "
+                                                                     "an earlier report.json")
+    p.add_argument("--check", action="store_true", help="only verify that every gold quote is in the documents")
+    p.set_defaults(func=cmd_eval)
 
     p = sub.add_parser("serve", help="start the web UI")
     with_index(p)
@@ -240,6 +258,49 @@ def cmd_info(args: argparse.Namespace) -> int:
     print(f"counts:    {counts['documents']} documents, {counts['clauses']} clauses, {counts['skipped']} skipped")
     print(f"encoder:   {enc['backend']}:{enc['model']} (dim {enc['dim']}, {enc.get('precision')})")
     print(f"tokenizer: {manifest['tokenizer']['name']} v{manifest['tokenizer']['version']}")
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from . import evaluate as ev
+    from .pipeline import Corpus, Pipeline, cache_for
+
+    modes = [m.strip() for m in args.modes.split(",") if m.strip()]
+    try:
+        ks = sorted({int(k) for k in args.k.split(",")})
+    except ValueError as exc:
+        raise QAError(f"-k takes numbers separated by commas, e.g. 1,3,5,10 ({exc})") from exc
+    if args.benchmark:
+        name = "+".join(b.name for b in args.benchmark)
+        index_dir = args.index or Path("index") / f"bench-{name}"
+        pool = (args.benchmark[0] / "passages.jsonl" if len(args.benchmark) == 1
+                else ev.merge_pools(args.benchmark, Path("index") / f"bench-{name}.passages.jsonl"))
+        started = time.perf_counter()
+        pipe = Pipeline.open(index_dir, Corpus(pool, "pool"), progress=True)
+        index_seconds = time.perf_counter() - started
+        questions = [q for b in args.benchmark for q in ev.load_benchmark(b, args.limit)]
+    else:
+        name = "labelled"
+        index_dir = args.index or DEFAULT_INDEX
+        started = time.perf_counter()
+        pipe = Pipeline.open(index_dir, Corpus(args.docs or DEFAULT_DOCS, "folder"), progress=True)
+        index_seconds = time.perf_counter() - started
+        questions = ev.load_labelled(args.questions, list(pipe.index.documents.values()))
+        if args.check:
+            spans = sum(len(q.spans) for q in questions)
+            print(f"ok: {len(questions)} questions, {spans} gold spans, all found in the documents")
+            return 0
+    pipe.query_cache = cache_for(index_dir)
+    report = ev.run_eval(pipe, questions, name, modes=modes, ks=ks)
+    report["timings"] = {"open_or_build_index_s": round(index_seconds, 2),
+                         "total_s": round(time.perf_counter() - started, 2)}
+    paths = ev.write(report, args.out or Path("reports") / name)
+    print(ev.table(report))
+    print(f"\nreports: {paths['json']}  {paths['markdown']}  {paths['chart']}")
+    if args.compare:
+        if not args.compare.exists():
+            raise QAError(f"{args.compare}: no such file")
+        print(ev.compare(json.loads(args.compare.read_text(encoding="utf-8")), report))
     return 0
 
 

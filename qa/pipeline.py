@@ -21,7 +21,7 @@ import numpy as np
 from . import tokenize as tok
 from .config import IndexConfig, SearchConfig
 from .encoders import Encoder, load_encoder
-from .encoders.cache import EmbeddingCache
+from .encoders.cache import EmbeddingCache, encode_queries
 from .errors import EmptyQuestion, IndexCorrupt, IndexError_, IndexMismatch, IndexMissing, QAError
 from .fusion import rrf
 from .index import Candidate, Index
@@ -86,6 +86,7 @@ class Pipeline:
         self.encoder = encoder
         self.corpus = corpus
         self.search_config = search
+        self.query_cache: EmbeddingCache | None = None  # set by evaluation, which repeats questions
         self._rebuild_lock = threading.Lock()
 
     # -- opening and rebuilding -------------------------------------------------------
@@ -166,7 +167,7 @@ class Pipeline:
         texts = [p[0] for p in prepared]
         allowed = index.rows_of_documents(doc_ids)
         fetch = max(self.search_config.fetch_k, k)
-        vectors = self.encoder.encode_queries(texts) if mode != "bm25" else None
+        vectors = encode_queries(self.encoder, texts, self.query_cache) if mode != "bm25" else None
         answers = []
         for i, (text, notes) in enumerate(prepared):
             tokens = tok.tokenize(text) if mode != "dense" else []

@@ -3,9 +3,18 @@
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import numpy as np
+
+
+def _bm25s():
+    import bm25s
+
+    # bm25s sets its own logger to DEBUG on import; put it back to the application's level
+    logging.getLogger("bm25s").setLevel(logging.NOTSET)
+    return bm25s
 
 
 class SparseIndex:
@@ -19,9 +28,7 @@ class SparseIndex:
 
     @classmethod
     def build(cls, token_lists: list[list[str]], k1: float = 1.2, b: float = 0.75) -> "SparseIndex":
-        import bm25s
-
-        model = bm25s.BM25(k1=k1, b=b, method="lucene")
+        model = _bm25s().BM25(k1=k1, b=b, method="lucene")
         # A clause with no token would make bm25s fail; the empty token stands in for it.
         model.index([tokens or [""] for tokens in token_lists], show_progress=False)
         return cls(model, k1, b)
@@ -58,8 +65,6 @@ class SparseIndex:
 
     @classmethod
     def load(cls, folder: Path) -> "SparseIndex":
-        import bm25s
-
         path = folder / cls.DIR
         params = json.loads((path / "qa_params.json").read_text())
-        return cls(bm25s.BM25.load(str(path), mmap=False), params["k1"], params["b"])
+        return cls(_bm25s().BM25.load(str(path), mmap=False), params["k1"], params["b"])

@@ -73,8 +73,21 @@ def encode_passages(encoder: Encoder, texts: Sequence[str], cache: EmbeddingCach
     Returns:
         (len(texts), dim) float32 unit vectors.
     """
+    return encode_cached(encoder, texts, cache, "passage", batch_size, progress)
+
+
+def encode_queries(encoder: Encoder, texts: Sequence[str], cache: EmbeddingCache | None = None,
+                   batch_size: int = 64) -> np.ndarray:
+    """Embed questions through the cache (evaluation asks the same questions again and again)."""
+    return encode_cached(encoder, texts, cache, "query", batch_size)
+
+
+def encode_cached(encoder: Encoder, texts: Sequence[str], cache: EmbeddingCache | None, kind: str,
+                  batch_size: int = 64, progress: Callable[[int], None] | None = None) -> np.ndarray:
+    """Embed ``texts`` as ``kind`` ("passage" or "query"), reusing and filling the cache."""
+    encode = encoder.encode_passages if kind == "passage" else encoder.encode_queries
     out = np.zeros((len(texts), encoder.dim), dtype=np.float32)
-    space = encoder_key(encoder) + "|passage"
+    space = f"{encoder_key(encoder)}|{kind}"
     todo = list(range(len(texts)))
     if cache is not None:
         cached = cache.get_many(space, texts, encoder.dim)
@@ -91,7 +104,7 @@ def encode_passages(encoder: Encoder, texts: Sequence[str], cache: EmbeddingCach
     pending = list(unique)
     for start in range(0, len(pending), batch_size):
         batch = pending[start:start + batch_size]
-        vectors = encoder.encode_passages(batch)
+        vectors = encode(batch)
         for text, vec in zip(batch, vectors):
             out[unique[text]] = vec
         if cache is not None:

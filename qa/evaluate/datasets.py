@@ -1,0 +1,124 @@
+"""Labelled questions: our own set (gold = quoted text spans) and benchmark sets (gold = passage ids).
+
+Our labels quote the cleaned text instead of naming clause ids, so they survive any change
+to the chunker; the quotes are resolved to character offsets when the set is loaded.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..errors import QAError
+from ..types import Document
+
+
+class GoldMissing(QAError):
+    """A gold quote no longer occurs in the documents."""
+
+
+@dataclass(frozen=True)
+class GoldSpan:
+    doc_id: str
+    start: int
+    end: int
+
+    def overlaps(self, doc_id: str, start: int, end: int) -> bool:
+        return doc_id == self.doc_id and start < self.end and self.start < end
+
+
+@dataclass(frozen=True)
+class Question:
+    """One labelled question.
+
+    Attributes:
+        spans: gold text spans (our set): a clause overlapping any of them answers.
+        gold_ids: gold passage ids (benchmarks): a clause from any of them answers.
+        answers: answer strings of the benchmark's reading-comprehension task.
+        quotes: the gold quotes as written in the label file (for reports).
+    """
+
+    qid: str
+    question: str
+    spans: tuple[GoldSpan, ...] = ()
+    gold_ids: tuple[str, ...] = ()
+    answers: tuple[str, ...] = ()
+    quotes: tuple[str, ...] = ()
+    type: str = ""
+    lang: str = ""
+    extra: dict = field(default_factory=dict, compare=False)
+
+
+def _read_jsonl(path: Path) -> list[dict]:
+    if not path.exists():
+        raise QAError(f"{path}: no such file")
+    rows = []
+    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if line.strip():
+            try:
+                rows.append(json.loads(line))
+            except ValueError as exc:
+                raise QAError(f"{path}:{n}: not JSON ({exc})") from exc
+    return rows
+
+
+def resolve_quote(quote: str, source: str, documents: Iterable[Document]) -> list[GoldSpan]:
+    """Every place the quote occurs in the documents that came from file ``source``."""
+    spans = []
+    for doc in documents:
+        if doc.source != source and doc.doc_id != source:
+            continue
+        start = doc.text.find(quote)
+        while start >= 0:
+            spans.append(GoldSpan(doc.doc_id, start, start + len(quote)))
+            start = doc.text.find(quote, start + 1)
+    return spans
+
+
+def load_labelled(path: Path, documents: Sequence[Document]) -> list[Question]:
+    """Load our labelled set and resolve its quotes.
+
+    Raises:
+        GoldMissing: listing every quote that is not found, so a cleaning change that
+            breaks labels fails loudly instead of silently lowering the scores.
+    """
+    questions, missing = [], []
+    for row in _read_jsonl(path):
+        spans: list[GoldSpan] = []
+        for gold in row.get("gold", []):
+            found = resolve_quote(gold["quote"], gold["source"], documents)
+            if not found:
+                missing.append(f"{row['qid']}: {gold['source']}: 「{gold['quote']}」")
+            spans.extend(found)
+        questions.append(Question(qid=str(row["qid"]), question=row["question"], spans=tuple(spans),
+                                  quotes=tuple(g["quote"] for g in row.get("gold", [])),
+                                  type=row.get("type", ""), lang=row.get("lang", "")))
+    if missing:
+        raise GoldMissing(f"{len(missing)} gold quote(s) not found in the cleaned documents:\n  " + "\n  ".join(missing))
+    return questions
+
+
+def load_benchmark(folder: Path, limit: int | None = None) -> list[Question]:
+    """Questions of a benchmark folder (``questions.jsonl`` with gold_ids and answers).
+
+    Args:
+        limit: keep an evenly spread subset of this many questions (for quick runs).
+    """
+    rows = _read_jsonl(Path(folder) / "questions.jsonl")
+    if limit and limit < len(rows):
+        step = len(rows) / limit
+        rows = [rows[int(i * step)] for i in range(limit)]
+    return [Question(qid=str(r["qid"]), question=r["question"], gold_ids=tuple(map(str, r["gold_ids"])),
+                     answers=tuple(r.get("answers", ())), type=r.get("split", ""), lang="zh") for r in rows]
+
+
+def merge_pools(folders: Sequence[Path], target: Path) -> Path:
+    """Write the passages of several benchmark folders into one pool file (if it changed)."""
+    parts = [(Path(f) / "passages.jsonl").read_bytes() for f in folders]
+    data = b"".join(p if p.endswith(b"\n") else p + b"\n" for p in parts)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if not target.exists() or target.read_bytes() != data:
+        target.write_bytes(data)
+    return target
