@@ -21,6 +21,7 @@ class IndexConfig:
         embed_heading: embed a clause together with its heading path.
         bm25_heading: add the section headings (not the document title) to a clause's BM25 text.
         context: index a clause that refers back ("该区…") together with the clause it refers to.
+        crosslingual: translate English question words for BM25 through CC-CEDICT.
         k1, b: BM25 parameters.
     """
 
@@ -29,6 +30,7 @@ class IndexConfig:
     embed_heading: bool = True
     bm25_heading: bool = True
     context: bool = True
+    crosslingual: bool = True
     k1: float = 1.2
     b: float = 0.75
 
@@ -46,10 +48,14 @@ class SearchConfig:
 
     Attributes:
         fetch_k: candidates taken from each retriever before fusion.
+        fusion: "convex" (normalised scores, weighted) or "rrf" (reciprocal ranks).
+        alpha: weight of the dense side in convex fusion.
         rrf_k: reciprocal-rank fusion constant.
         max_query_chars: longer questions are cut to this many characters (with a note).
     """
 
     fetch_k: int = 100
+    fusion: str = "convex"
+    alpha: float = 0.7
     rrf_k: int = 60
     max_query_chars: int = 512

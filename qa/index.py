@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from . import __version__, store
+from . import __version__, crosslingual, store
 from . import tokenize as tok
 from .clauses import chunk, refers_back
 from .config import FORMAT_VERSION, IndexConfig
@@ -80,8 +80,10 @@ class Index:
     """Clauses plus the two retrievers over them, loaded in memory."""
 
     def __init__(self, folder: Path, manifest: dict[str, Any], documents: list[Document],
-                 clauses: list[Clause], dense: DenseIndex, sparse: SparseIndex) -> None:
+                 clauses: list[Clause], dense: DenseIndex, sparse: SparseIndex,
+                 lexicon: crosslingual.Lexicon | None = None) -> None:
         self.folder = folder
+        self.lexicon = lexicon or {}
         self.manifest = manifest
         self.config = IndexConfig.from_json(manifest["config"])
         self.documents = {d.doc_id: d for d in documents}
@@ -116,6 +118,7 @@ class Index:
         dense = DenseIndex.build(vectors)
         sparse = SparseIndex.build([tok.tokenize(bm25_text(c, config, x)) for c, x in zip(clauses, context)],
                                    config.k1, config.b)
+        lexicon = crosslingual.build_lexicon(sparse.vocabulary(), tok.tokenize) if config.crosslingual else {}
         manifest = {
             "format_version": FORMAT_VERSION,
             "package": f"qa=={__version__}",
@@ -126,6 +129,8 @@ class Index:
             "corpus": corpus,
             "counts": {"documents": len(documents), "clauses": len(clauses), "skipped": len(skipped)},
             "skipped": list(skipped),
+            "crosslingual": {"dictionary": crosslingual.dictionary_label() if config.crosslingual else "off",
+                             "english_keys": len(lexicon)},
             "seconds": {"embed": round(embedded - started, 3), "total": None},
         }
 
@@ -134,13 +139,14 @@ class Index:
             _write_jsonl(folder / "clauses.jsonl", (c.to_json() for c in clauses))
             dense.save(folder)
             sparse.save(folder)
+            crosslingual.save(lexicon, folder)
             manifest["seconds"]["total"] = round(time.perf_counter() - started, 3)
             return manifest
 
         version = store.publish(target, write)
         log.info("indexed %d clauses of %d documents in %.1f s", len(clauses), len(documents),
                  time.perf_counter() - started)
-        return cls(version, manifest, list(documents), clauses, dense, sparse)
+        return cls(version, manifest, list(documents), clauses, dense, sparse, lexicon)
 
     # -- loading ----------------------------------------------------------------------
 
@@ -162,12 +168,13 @@ class Index:
             clauses = [Clause.from_json(c) for c in _read_jsonl(folder / "clauses.jsonl")]
             dense = DenseIndex.load(folder)
             sparse = SparseIndex.load(folder)
+            lexicon = crosslingual.load(folder)
         except (OSError, ValueError, KeyError, TypeError, RuntimeError) as exc:
             raise IndexCorrupt(f"{folder}: cannot be read ({type(exc).__name__}: {exc})") from exc
         if not (len(clauses) == len(dense) == len(sparse) == manifest["counts"]["clauses"]):
             raise IndexCorrupt(f"{folder}: {len(clauses)} clauses, {len(dense)} vectors, "
                                f"{len(sparse)} BM25 rows: the parts do not match")
-        return cls(folder, manifest, documents, clauses, dense, sparse)
+        return cls(folder, manifest, documents, clauses, dense, sparse, lexicon)
 
     # -- searching --------------------------------------------------------------------
 
@@ -184,9 +191,22 @@ class Index:
         return [[Candidate(int(r), float(s), dense=float(s)) for s, r in zip(srow, rrow) if r >= 0]
                 for srow, rrow in zip(scores, rows)]
 
-    def search_bm25(self, tokens: list[str], k: int, allowed: np.ndarray | None = None) -> list[Candidate]:
-        scores, rows = self.sparse.search(tokens, k, allowed)
-        return [Candidate(int(r), float(s), bm25=float(s)) for s, r in zip(scores, rows)]
+    def bm25_scores(self, question: str, tokens: list[str]) -> tuple[np.ndarray, bool]:
+        """BM25 scores of every clause for a question, and whether English words were translated.
+
+        English words that are not in the vocabulary are looked up in the dictionary
+        (see ``qa.crosslingual``) and scored as groups of Chinese alternatives.
+        """
+        foreign = [t for t in tokens if t.isascii() and t.isalpha() and t not in self.sparse]
+        groups = crosslingual.translate(question, self.lexicon, tok.STOPWORDS) if foreign and self.lexicon else []
+        if not groups:
+            return self.sparse.scores(tokens), False
+        known = [[[t]] for t in tokens if t in self.sparse]
+        return self.sparse.structured_scores(known + groups), True
+
+    def search_bm25(self, scores: np.ndarray, k: int, allowed: np.ndarray | None = None) -> list[Candidate]:
+        top, rows = self.sparse.search([], k, allowed, scores=scores)
+        return [Candidate(int(r), float(s), bm25=float(s)) for s, r in zip(top, rows)]
 
     def neighbours(self, clause_id: str, before: int = 1, after: int = 1) -> list[Clause]:
         """The clause with up to ``before``/``after`` clauses of the same document around it."""

@@ -23,7 +23,7 @@ from .config import IndexConfig, SearchConfig
 from .encoders import Encoder, load_encoder
 from .encoders.cache import EmbeddingCache, encode_queries
 from .errors import EmptyQuestion, IndexCorrupt, IndexError_, IndexMismatch, IndexMissing, QAError
-from .fusion import rrf
+from .fusion import convex, rrf
 from .index import Candidate, Index
 from .ingest import folder_fingerprint, load_folder
 from .ingest.clean import normalize
@@ -161,6 +161,8 @@ class Pipeline:
         """``ask`` for many questions, encoding them in one batch."""
         if mode not in MODES:
             raise QAError(f"unknown mode {mode!r}; choose one of: {', '.join(MODES)}")
+        if self.search_config.fusion not in ("convex", "rrf"):
+            raise QAError(f"unknown fusion {self.search_config.fusion!r}; choose convex or rrf")
         started = time.perf_counter()
         index = self.index  # one consistent index for the whole call, even if a rebuild swaps it
         prepared = [self._prepare(q) for q in questions]
@@ -171,9 +173,11 @@ class Pipeline:
         answers = []
         for i, (text, notes) in enumerate(prepared):
             tokens = tok.tokenize(text) if mode != "dense" else []
-            bm25_all = index.sparse.scores(tokens) if mode != "dense" else None
+            bm25_all, translated = index.bm25_scores(text, tokens) if mode != "dense" else (None, False)
+            if translated:
+                notes.append("英文词已通过词典译为中文参与关键词检索 (English words were looked up in CC-CEDICT for BM25)")
             dense = index.search_dense(vectors[i:i + 1], fetch, allowed)[0] if vectors is not None else []
-            sparse = index.search_bm25(tokens, fetch, allowed) if mode != "dense" else []
+            sparse = index.search_bm25(bm25_all, fetch, allowed) if bm25_all is not None else []
             if mode == "dense":
                 ranked = dense[:k]
             elif mode == "bm25":
@@ -181,7 +185,7 @@ class Pipeline:
                 if not ranked and tokens == []:
                     notes.append("问题中没有可检索的词 (no searchable words for BM25)")
             else:
-                ranked = self._fuse(dense, sparse)[:k]
+                ranked = self._fuse(index, dense, sparse, vectors[i], bm25_all)[:k]
             hits = [self._hit(index, n, c, vectors[i] if vectors is not None else None, bm25_all)
                     for n, c in enumerate(ranked, 1)]
             answers.append(Answer(question=text, mode=mode, hits=tuple(hits), notes=tuple(notes)))
@@ -202,9 +206,18 @@ class Pipeline:
             text = text[:limit]
         return text, notes
 
-    def _fuse(self, dense: list[Candidate], sparse: list[Candidate]) -> list[Candidate]:
-        fused = rrf([[c.row for c in dense], [c.row for c in sparse]], k=self.search_config.rrf_k)
-        return [Candidate(int(row), score) for row, score in fused]
+    def _fuse(self, index: Index, dense: list[Candidate], sparse: list[Candidate], vector: np.ndarray,
+              bm25_all: np.ndarray) -> list[Candidate]:
+        cfg = self.search_config
+        if cfg.fusion == "rrf":
+            fused = rrf([[c.row for c in dense], [c.row for c in sparse]], k=cfg.rrf_k)
+            return [Candidate(int(row), score) for row, score in fused]
+        rows = list(dict.fromkeys([c.row for c in dense] + [c.row for c in sparse]))
+        known = {c.row: c.score for c in dense}
+        cosine = np.array([known[r] if r in known else float(index.dense.vector(r) @ vector) for r in rows])
+        scores = convex(cosine, bm25_all[rows], cfg.alpha)
+        order = np.argsort(-scores, kind="stable")
+        return [Candidate(rows[i], float(scores[i])) for i in order]
 
     def _hit(self, index: Index, rank: int, cand: Candidate, vector: np.ndarray | None,
              bm25_all: np.ndarray | None) -> Hit:

@@ -36,6 +36,12 @@ class SparseIndex:
     def __len__(self) -> int:
         return int(self._model.scores["num_docs"])
 
+    def vocabulary(self) -> list[str]:
+        return [t for t in self._model.vocab_dict if t]
+
+    def __contains__(self, token: str) -> bool:
+        return token in self._model.vocab_dict
+
     def scores(self, tokens: list[str]) -> np.ndarray:
         """BM25 score of every row for a tokenized query: (n,) float32."""
         ids = [self._model.vocab_dict[t] for t in tokens if t and t in self._model.vocab_dict]
@@ -43,10 +49,29 @@ class SparseIndex:
             return np.zeros(len(self), dtype=np.float32)
         return self._model.get_scores_from_ids(ids)
 
-    def search(self, tokens: list[str], k: int, allowed: np.ndarray | None = None
-               ) -> tuple[np.ndarray, np.ndarray]:
-        """Top-k rows with a positive score, best first: (scores, rows)."""
-        scores = self.scores(tokens)
+    def structured_scores(self, groups: list[list[list[str]]]) -> np.ndarray:
+        """BM25 of a structured query: a sum over groups of the best alternative in each.
+
+        Args:
+            groups: each group is a list of alternatives (synonyms, translations); an
+                alternative is a list of tokens whose scores add up.
+        """
+        total = np.zeros(len(self), dtype=np.float32)
+        for group in groups:
+            best = np.zeros(len(self), dtype=np.float32)
+            for alternative in group:
+                np.maximum(best, self.scores(alternative), out=best)
+            total += best
+        return total
+
+    def search(self, tokens: list[str], k: int, allowed: np.ndarray | None = None,
+               scores: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Top-k rows with a positive score, best first: (scores, rows).
+
+        Args:
+            scores: precomputed scores of every row (a structured query); ``tokens`` is then unused.
+        """
+        scores = self.scores(tokens) if scores is None else scores
         if allowed is not None:
             mask = np.zeros(len(scores), dtype=bool)
             mask[allowed] = True

@@ -1,8 +1,12 @@
-"""The Chinese tokenizer for BM25: jieba's search mode, normalised, without stop words.
+"""The Chinese tokenizer for BM25: jieba words plus character bigrams, without stop words.
 
-bm25s's default splitter (``(?u)\\b\\w\\w+\\b``) treats a whole Chinese clause as one token;
-jieba cuts words, and its search mode also emits the parts of long compounds
-("江北区" -> 江北, 北区, 江北区), so a question that says "江北" still matches.
+bm25s's default splitter (``(?u)\\b\\w\\w+\\b``) treats a whole Chinese clause as one token.
+jieba cuts words ("江北区", "科技型", "企业"); the character bigrams of every Chinese run
+("江北", "北区", …) still match when jieba cuts the question and the document differently,
+or when a word is missing from its dictionary ("成渝", "川渝"). Measured on our labelled set
+and on cmrc2018, words + bigrams beat jieba's search mode alone (BM25 R@1 0.800 -> 0.838 and
+0.920 -> 0.938).
+
 The tokenizer's name and version are recorded in the index manifest: an index built with
 another tokenizer is refused rather than queried with mismatched tokens.
 """
@@ -10,12 +14,13 @@ another tokenizer is refused rather than queried with mismatched tokens.
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import unicodedata
 from pathlib import Path
 
-NAME = "jieba-search"
-VERSION = 1
+NAME = "jieba-bigram"
+VERSION = 2
 
 #: Function words and question words: frequent, carrying no topic.
 STOPWORDS = frozenset(
@@ -55,14 +60,19 @@ def normalize(text: str) -> str:
     return unicodedata.normalize("NFKC", text).lower()
 
 
+_CJK_RUN = re.compile(r"[\u3400-\u9fff]{2,}")
+
+
 def tokenize(text: str) -> list[str]:
-    """Tokens of ``text`` for BM25, in order, repeats kept (term frequency matters)."""
+    """Tokens of ``text`` for BM25: words in order, then bigrams; repeats kept (term frequency matters)."""
+    text = normalize(text)
     tokens = []
-    for token in _tokenizer().lcut_for_search(normalize(text)):
+    for token in _tokenizer().lcut(text):
         token = token.strip()
-        if not token or token in STOPWORDS or not any(ch.isalnum() for ch in token):
-            continue
-        tokens.append(token)
+        if token and token not in STOPWORDS and any(ch.isalnum() for ch in token):
+            tokens.append(token)
+    for run in _CJK_RUN.findall(text):
+        tokens.extend(bigram for bigram in (run[i:i + 2] for i in range(len(run) - 1)) if bigram not in STOPWORDS)
     return tokens
 
 

