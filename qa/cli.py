@@ -292,6 +292,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
             return 0
     pipe.query_cache = cache_for(index_dir)
     report = ev.run_eval(pipe, questions, name, modes=modes, ks=ks)
+    if not args.benchmark:
+        offtopic_path = args.questions.parent / "offtopic.jsonl"
+        offtopic = [r["question"] for r in _read_queries(offtopic_path)] if offtopic_path.exists() else []
+        report["calibration"] = ev.calibrate(pipe, questions, offtopic)
     report["timings"] = {"open_or_build_index_s": round(index_seconds, 2),
                          "total_s": round(time.perf_counter() - started, 2)}
     paths = ev.write(report, args.out or Path("reports") / name)

@@ -52,6 +52,8 @@ class SearchConfig:
         alpha: weight of the dense side in convex fusion.
         rrf_k: reciprocal-rank fusion constant.
         max_query_chars: longer questions are cut to this many characters (with a note).
+        min_coverage: below this share of question words known to the collection, nothing matches.
+        min_dense: lowest top-1 cosine that counts as a match (default: measured per encoder).
     """
 
     fetch_k: int = 100
@@ -59,3 +61,5 @@ class SearchConfig:
     alpha: float = 0.7
     rrf_k: int = 60
     max_query_chars: int = 512
+    min_coverage: float = 0.2
+    min_dense: float | None = None

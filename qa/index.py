@@ -204,6 +204,19 @@ class Index:
         known = [[[t]] for t in tokens if t in self.sparse]
         return self.sparse.structured_scores(known + groups), True
 
+    def coverage(self, question: str) -> float:
+        """Share of the question's words (stop words aside) that occur in the collection.
+
+        English words count as known when the dictionary translates them into words of the
+        collection. 0.0 for a question without words.
+        """
+        words = tok.words(question)
+        if not words:
+            return 0.0
+        known = sum(1 for w in words if w in self.sparse or
+                    (w.isascii() and bool(crosslingual.translate(w, self.lexicon, tok.STOPWORDS))))
+        return known / len(words)
+
     def search_bm25(self, scores: np.ndarray, k: int, allowed: np.ndarray | None = None) -> list[Candidate]:
         top, rows = self.sparse.search([], k, allowed, scores=scores)
         return [Candidate(int(r), float(s), bm25=float(s)) for s, r in zip(top, rows)]

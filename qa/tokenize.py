@@ -65,15 +65,16 @@ _CJK_RUN = re.compile(r"[\u3400-\u9fff]{2,}")
 
 def tokenize(text: str) -> list[str]:
     """Tokens of ``text`` for BM25: words in order, then bigrams; repeats kept (term frequency matters)."""
-    text = normalize(text)
-    tokens = []
-    for token in _tokenizer().lcut(text):
-        token = token.strip()
-        if token and token not in STOPWORDS and any(ch.isalnum() for ch in token):
-            tokens.append(token)
-    for run in _CJK_RUN.findall(text):
+    tokens = words(text)
+    for run in _CJK_RUN.findall(normalize(text)):
         tokens.extend(bigram for bigram in (run[i:i + 2] for i in range(len(run) - 1)) if bigram not in STOPWORDS)
     return tokens
+
+
+def words(text: str) -> list[str]:
+    """The words of ``text`` (jieba), stop words and punctuation left out, no bigrams."""
+    return [t for t in (w.strip() for w in _tokenizer().lcut(normalize(text)))
+            if t and t not in STOPWORDS and any(ch.isalnum() for ch in t)]
 
 
 def describe() -> dict[str, object]:

@@ -159,19 +159,25 @@ class Hit:
 
 @dataclass(frozen=True)
 class Answer:
-    """The result of one question: ranked hits plus notes for the user (e.g. truncation)."""
+    """The result of one question: ranked hits plus notes for the user (e.g. truncation).
+
+    ``confident`` is False when even the best hit falls under the measured match floors:
+    the interface then says that nothing matches well instead of presenting the hits.
+    """
 
     question: str
     mode: str
     hits: tuple[Hit, ...]
     notes: tuple[str, ...] = ()
     seconds: float = 0.0
+    confident: bool = True
 
     def to_json(self) -> dict[str, Any]:
         return {
             "question": self.question,
             "mode": self.mode,
             "notes": list(self.notes),
+            "confident": self.confident,
             "seconds": round(self.seconds, 4),
             "hits": [h.to_json() for h in self.hits],
         }

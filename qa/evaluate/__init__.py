@@ -3,7 +3,7 @@
 from .datasets import GoldMissing, Question, load_benchmark, load_labelled, merge_pools
 from .metrics import compute, judge
 from .report import compare, table, write
-from .runner import run_eval
+from .runner import calibrate, run_eval
 
 __all__ = ["Question", "GoldMissing", "load_labelled", "load_benchmark", "merge_pools", "judge", "compute",
-           "run_eval", "table", "write", "compare"]
+           "run_eval", "calibrate", "table", "write", "compare"]

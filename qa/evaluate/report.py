@@ -55,6 +55,14 @@ def markdown(report: dict[str, Any], max_failures: int = 60) -> str:
             n = next(iter(per_mode.values()))["n"]
             cells = [f"{v.get('recall@1', 0):.2f} / {v.get('recall@5', 0):.2f}" for v in per_mode.values()]
             lines.append(f"| {kind} | {n} | " + " | ".join(cells) + " |")
+    cal = report.get("calibration")
+    if cal:
+        pct = ", ".join(f"p{k} {v:.3f}" for k, v in cal["top1_cosine_percentiles"].items())
+        lines += ["", "## When nothing matches", "",
+                  f"Top-1 cosine of answerable questions: {pct}.  ",
+                  f"Answerable questions refused by the floors: {cal['answerable_refused']:.1%}."
+                  + (f" Off-topic questions refused: {cal['offtopic_refused']:.1%} of {cal['offtopic_questions']}."
+                     if "offtopic_refused" in cal else "")]
     for mode in list(report["per_question"])[:1]:
         failures = [r for r in report["per_question"][mode] if r["rank"] != 1]
         lines += ["", f"## Questions not answered at rank 1 ({mode}): {len(failures)}", ""]

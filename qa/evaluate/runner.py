@@ -81,3 +81,22 @@ def _by_type(report: dict[str, Any], ks: Sequence[int]) -> dict[str, dict[str, d
 def _manifest_summary(manifest: dict[str, Any]) -> dict[str, Any]:
     keep = ("format_version", "package", "created", "config", "encoder", "tokenizer", "corpus", "counts", "seconds")
     return {k: manifest.get(k) for k in keep}
+
+
+def calibrate(pipe: Pipeline, questions: Sequence[Question], offtopic: Sequence[str]) -> dict[str, Any]:
+    """How the "nothing matches" floors behave: answerable questions wrongly refused, and
+    off-topic questions refused, plus the top-1 cosine percentiles a floor is chosen from."""
+    import numpy as np
+
+    answerable = pipe.ask_many([q.question for q in questions], k=1)
+    tops = np.array([a.hits[0].dense for a in answerable if a.hits and a.hits[0].dense is not None])
+    out: dict[str, Any] = {
+        "top1_cosine_percentiles": {p: round(float(np.percentile(tops, p)), 4) for p in (1, 2, 5, 10, 50)}
+        if len(tops) else {},
+        "answerable_refused": sum(not a.confident for a in answerable) / max(1, len(answerable)),
+    }
+    if offtopic:
+        refused = [not a.confident for a in pipe.ask_many(list(offtopic), k=1)]
+        out["offtopic_refused"] = sum(refused) / len(refused)
+        out["offtopic_questions"] = len(refused)
+    return out
