@@ -26,7 +26,7 @@ from .encoders.cache import EmbeddingCache, encode_queries
 from .errors import EmptyQuestion, IndexCorrupt, IndexError_, IndexMismatch, IndexMissing, QAError
 from .fusion import convex, rrf
 from .index import Candidate, Index
-from .ingest import folder_fingerprint, load_folder
+from .ingest import folder_fingerprint, list_files, load_folder
 from .ingest.clean import normalize
 from .ingest.pool import load_pool
 from .types import Answer, Citation, Clause, Hit
@@ -76,6 +76,18 @@ class Corpus:
 
     def describe(self) -> dict[str, Any]:
         return {"kind": self.kind, "path": str(self.path), "hash": self.fingerprint()}
+
+    def signature(self) -> tuple:
+        """Cheap change detector: names, sizes and modification times."""
+        paths = [self.path] if self.kind == "pool" else list_files(self.path)
+        out = []
+        for p in paths:
+            try:
+                st = p.stat()
+                out.append((str(p), st.st_size, st.st_mtime_ns))
+            except OSError:
+                out.append((str(p), -1, -1))
+        return tuple(out)
 
     def load(self):
         if not self.path.exists():
@@ -164,6 +176,29 @@ class Pipeline:
                 return False
             self.index = build_index(self.corpus, self.index_dir, self.index.config, self.encoder, progress=progress)
             return True
+
+    def watch(self, interval: float = 1.0) -> threading.Thread:
+        """Rebuild in the background whenever the documents folder changes.
+
+        File sizes and modification times are polled every ``interval`` seconds; a change
+        triggers ``refresh`` (which hashes contents, so a touch alone rebuilds nothing).
+        """
+        def loop() -> None:
+            last = self.corpus.signature() if self.corpus else None
+            while True:
+                time.sleep(interval)
+                try:
+                    now = self.corpus.signature() if self.corpus else None
+                    if now != last:
+                        last = now
+                        if self.refresh():
+                            log.info("documents changed: index rebuilt")
+                except Exception:  # keep watching: the next change may be readable
+                    log.exception("rebuilding after a change in %s failed", self.corpus and self.corpus.path)
+
+        thread = threading.Thread(target=loop, name="qa-watch", daemon=True)
+        thread.start()
+        return thread
 
     # -- asking -------------------------------------------------------------------------
 
