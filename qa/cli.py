@@ -107,6 +107,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--compare", type=Path, metavar="OLD.json", help="print which questions changed against "
                                                                      "an earlier report.json")
     p.add_argument("--check", action="store_true", help="only verify that every gold quote is in the documents")
+    p.add_argument("--feedback", type=Path, metavar="FEEDBACK.jsonl", help="turn the UI's 👍 votes into labelled "
+                   "questions (written to the report folder) and evaluate on them")
     p.set_defaults(func=cmd_eval)
 
     p = sub.add_parser("serve", help="start the web UI")
@@ -280,19 +282,30 @@ def cmd_eval(args: argparse.Namespace) -> int:
         index_seconds = time.perf_counter() - started
         questions = [q for b in args.benchmark for q in ev.load_benchmark(b, args.limit)]
     else:
-        name = "labelled"
+        name = "feedback" if args.feedback else "labelled"
         index_dir = args.index or DEFAULT_INDEX
         started = time.perf_counter()
         pipe = Pipeline.open(index_dir, Corpus(args.docs or DEFAULT_DOCS, "folder"), progress=True)
         index_seconds = time.perf_counter() - started
-        questions = ev.load_labelled(args.questions, list(pipe.index.documents.values()))
+        documents = list(pipe.index.documents.values())
+        if args.feedback:
+            if not args.feedback.exists():
+                raise QAError(f"{args.feedback}: no such file")
+            rows = ev.feedback_to_labels(args.feedback, documents)
+            if not rows:
+                raise QAError(f"{args.feedback}: no 👍 votes for clauses of the indexed documents")
+            args.questions = (args.out or Path("reports") / name) / "questions.jsonl"
+            args.questions.parent.mkdir(parents=True, exist_ok=True)
+            args.questions.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+            print(f"{len(rows)} labelled questions from feedback -> {args.questions}")
+        questions = ev.load_labelled(args.questions, documents)
         if args.check:
             spans = sum(len(q.spans) for q in questions)
             print(f"ok: {len(questions)} questions, {spans} gold spans, all found in the documents")
             return 0
     pipe.query_cache = cache_for(index_dir)
     report = ev.run_eval(pipe, questions, name, modes=modes, ks=ks)
-    if not args.benchmark:
+    if not args.benchmark and not args.feedback:
         offtopic_path = args.questions.parent / "offtopic.jsonl"
         offtopic = [r["question"] for r in _read_queries(offtopic_path)] if offtopic_path.exists() else []
         report["calibration"] = ev.calibrate(pipe, questions, offtopic)

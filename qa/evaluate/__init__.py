@@ -1,9 +1,9 @@
 """Retrieval evaluation: labelled questions, metrics (ranx), reports."""
 
-from .datasets import GoldMissing, Question, load_benchmark, load_labelled, merge_pools
+from .datasets import GoldMissing, Question, feedback_to_labels, load_benchmark, load_labelled, merge_pools
 from .metrics import compute, judge
 from .report import compare, table, write
 from .runner import calibrate, run_eval
 
-__all__ = ["Question", "GoldMissing", "load_labelled", "load_benchmark", "merge_pools", "judge", "compute",
+__all__ = ["Question", "GoldMissing", "load_labelled", "load_benchmark", "merge_pools", "feedback_to_labels", "judge", "compute",
            "run_eval", "calibrate", "table", "write", "compare"]
