@@ -114,6 +114,7 @@ class Index:
         context = contexts(documents, clauses, config)
         texts = [embed_text(c, config, x) for c, x in zip(clauses, context)]
         vectors = _embed(encoder, texts, cache, progress)
+        store.checkpoint("embedded")
         embedded = time.perf_counter()
         dense = DenseIndex.build(vectors)
         sparse = SparseIndex.build([tok.tokenize(bm25_text(c, config, x)) for c, x in zip(clauses, context)],

@@ -23,6 +23,16 @@ from .errors import IndexCorrupt, IndexMissing
 log = logging.getLogger(__name__)
 
 MANIFEST = "manifest.json"
+#: Crash tests set this to a checkpoint name; the process then kills itself there (SIGKILL).
+FAULT_ENV = "QA_FAULT_AT"
+
+
+def checkpoint(name: str) -> None:
+    """A named point of an index build where the crash tests kill the process."""
+    if os.environ.get(FAULT_ENV) == name:
+        import signal
+
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 def file_sha256(path: Path) -> str:
@@ -53,11 +63,14 @@ def publish(target: Path, write: Callable[[Path], dict[str, Any]]) -> Path:
     version.mkdir()
     try:
         manifest = write(version)
+        checkpoint("files-written")
         manifest["files"] = {str(p.relative_to(version)): {"bytes": p.stat().st_size, "sha256": file_sha256(p)}
                              for p in _files(version)}
         _write_json_durably(version / MANIFEST, manifest)
         _fsync_dir(version)
+        checkpoint("manifest-written")
         _swap_link(target, version)
+        checkpoint("swapped")
     except BaseException:
         shutil.rmtree(version, ignore_errors=True)
         raise

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import unicodedata
 from pathlib import Path
 
@@ -12,7 +13,9 @@ log = logging.getLogger(__name__)
 
 #: Extensions read as text; other formats are listed in ``EXTRACTORS``.
 TEXT_SUFFIXES = {".txt", ".md", ".markdown"}
-MAX_FILE_BYTES = 60 * 1024 * 1024
+#: Larger files are skipped with a reason: a 50 MB text is not a policy document, and its
+#: millions of clauses would tie up the encoder for hours. QA_MAX_FILE_MB raises the limit.
+MAX_FILE_BYTES = int(float(os.environ.get("QA_MAX_FILE_MB", "20")) * 1024 * 1024)
 
 
 class UnreadableFile(QAError):
@@ -39,8 +42,11 @@ def decode(data: bytes, name: str = "<bytes>") -> str:
                 break
     try:
         return _check_text(data.decode("utf-8"), name)
-    except UnicodeDecodeError:
-        pass
+    except UnicodeDecodeError as exc:
+        if exc.start >= len(data) - 3 and exc.reason in ("unexpected end of data", "invalid continuation byte"):
+            # a file cut inside its last character: keep everything before it
+            log.warning("%s: truncated in the middle of a character; the last bytes are dropped", name)
+            return _check_text(data[:exc.start].decode("utf-8"), name)
     if _looks_binary(data):
         raise UnreadableFile(f"{name}: not text (binary data)")
     import charset_normalizer

@@ -54,7 +54,7 @@ def server(tmp_path_factory):
     else:
         proc.kill()
         raise RuntimeError("server did not start in 180 s")
-    yield {"url": url, "docs": docs, "root": root, "port": port}
+    yield {"url": url, "docs": docs, "root": root, "port": port, "pid": proc.pid}
     proc.terminate()
     try:
         proc.wait(10)

@@ -109,3 +109,12 @@ def test_evaluate_tab_shows_metrics(page):
     table = page.locator("#qa-eval-table").inner_text()
     assert "R@1" in table and "MRR" in table
     shot(page, "ui-evaluate")
+
+
+def test_empty_and_odd_questions_in_the_chat(page):
+    page.fill("#qa-question textarea", "   ")
+    page.click("#qa-send")
+    page.wait_for_selector("text=question is empty", timeout=30000)
+    ask(page, "'; DROP TABLE clauses; -- $(reboot) 🚀 技术经纪人")
+    assert page.locator(".qa-card").count() >= 1
+    assert page.dialogs == []
