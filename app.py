@@ -308,7 +308,12 @@ def launch(pipeline: Pipeline, host: str = "127.0.0.1", port: int = 7860, watch:
     if watch and pipeline.corpus is not None:
         pipeline.watch()
     demo = build_app(pipeline)
-    # Retrieval is ~10 ms of CPU per question on 2 cores: a few at a time keeps latency flat.
+    # Retrieval is ~10 ms of CPU per question on 2 cores: 4 at a time keeps both cores busy
+    # without piling up; 256 waiting requests at most, beyond which clients are told to retry.
+    # Every API call is a Gradio session with its own state: 1,000 sessions are kept (the
+    # oldest dropped), which bounds memory (measured: +40 MB over 3,000 calls instead of
+    # growing ~70 KB per call).
     demo.queue(default_concurrency_limit=4, max_size=256)
     demo.launch(server_name=host, server_port=port, ssr_mode=False, footer_links=[], show_error=False,
-                theme=demo.qa_theme, css=demo.qa_css, max_file_size="20mb", quiet=False)
+                theme=demo.qa_theme, css=demo.qa_css, max_file_size="20mb", quiet=False,
+                state_session_capacity=int(os.environ.get("QA_SESSIONS", "1000")))
