@@ -137,9 +137,7 @@ def build_app(pipeline: Pipeline, *, feedback_path: Path | None = None, question
         return [(f"{d.title} ({d.doc_id})", d.doc_id) for d in pipeline.index.documents.values()]
 
     def doc_rows() -> list[list[Any]]:
-        counts: dict[str, int] = {}
-        for c in pipeline.index.clauses:
-            counts[c.doc_id] = counts.get(c.doc_id, 0) + 1
+        counts = pipeline.index.clause_counts()
         return [[d.title, d.meta.get("agency", ""), d.meta.get("published") or d.meta.get("written")
                  or d.meta.get("date", ""), d.meta.get("number") or d.meta.get("index_no", ""),
                  d.meta.get("kind", ""), counts.get(d.doc_id, 0), d.source, d.doc_id]
@@ -200,7 +198,8 @@ def build_app(pipeline: Pipeline, *, feedback_path: Path | None = None, question
         except QAError as exc:
             raise gr.Error(f"{target.name} was saved but indexing failed: {exc}") from exc
         added = [d for d in pipeline.index.documents.values() if d.source == target.name]
-        clauses = sum(1 for c in pipeline.index.clauses if c.doc_id in {d.doc_id for d in added})
+        counts = pipeline.index.clause_counts()
+        clauses = sum(counts.get(d.doc_id, 0) for d in added)
         progress(1.0)
         message = f"已添加 {target.name}：{len(added)} 篇文档，{clauses} 条条款 (added and indexed)"
         return message, doc_rows(), gr.update(choices=doc_choices())

@@ -228,14 +228,12 @@ def cmd_docs(args: argparse.Namespace) -> int:
         if args.text:
             print(index.documents[wanted].text)
         else:
-            for c in index.clauses:
-                if c.doc_id == wanted:
-                    print(json.dumps(c.to_json(), ensure_ascii=False) if args.json else
-                          f"{c.clause_id}  [{' > '.join(c.heading[1:])}] {c.text}")
+            for row in index.rows_of_documents([wanted]):
+                c = index.clauses[int(row)]
+                print(json.dumps(c.to_json(), ensure_ascii=False) if args.json else
+                      f"{c.clause_id}  [{' > '.join(c.heading[1:])}] {c.text}")
         return 0
-    counts: dict[str, int] = {}
-    for c in index.clauses:
-        counts[c.doc_id] = counts.get(c.doc_id, 0) + 1
+    counts = index.clause_counts()
     for doc in index.documents.values():
         if args.json:
             print(json.dumps({"doc_id": doc.doc_id, "title": doc.title, "source": doc.source,

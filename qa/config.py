@@ -8,7 +8,7 @@ from typing import Any
 from .clauses import ChunkConfig
 
 #: Bumped when the on-disk layout or the meaning of a stored field changes.
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 
 
 @dataclass(frozen=True)

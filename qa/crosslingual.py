@@ -50,8 +50,16 @@ def dictionary_path() -> Path | None:
     return files[-1] if files else None
 
 
-def _senses(path: Path) -> Iterable[tuple[str, str, int]]:
-    """(simplified headword, English key, rank) for every usable sense; a lower rank is a better match."""
+@lru_cache(maxsize=2)
+def _senses(path: Path) -> tuple[tuple[str, str, int], ...]:
+    """(simplified headword, English key, rank) for every usable sense; a lower rank is a better match.
+
+    Parsed once per process (about a second): every index update rebuilds the lexicon.
+    """
+    return tuple(_parse(path))
+
+
+def _parse(path: Path) -> Iterable[tuple[str, str, int]]:
     with open(path, encoding="utf-8") as handle:
         for line in handle:
             if line.startswith("#"):

@@ -1,29 +1,70 @@
-"""Dense retrieval over clause vectors with FAISS (inner product on unit vectors = cosine)."""
+"""Dense retrieval over clause vectors with FAISS (inner product on unit vectors = cosine).
+
+The index type follows the size: exact ``IndexFlatIP`` up to ``IVF_FROM`` vectors, above
+that an inverted file (``IndexIVFFlat``, sqrt-sized coarse quantizer) that scans
+``nprobe`` lists per query. Both take new vectors without a rebuild; removed rows are
+excluded at search time. Row ``i`` of FAISS is global clause row ``i``.
+"""
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
 
+#: From this many vectors on, an approximate (IVF) index is built.
+IVF_FROM = 200_000
+#: Lists scanned per query, as a share of all lists; recall@10 against exact search is
+#: measured by bench/run.py.
+NPROBE_SHARE = 1 / 64
+#: HNSW graph degree and search breadth (kind="hnsw").
+HNSW_M, HNSW_EF_SEARCH = 32, 96
+
 
 class DenseIndex:
-    """Exact inner-product search; FAISS row ``i`` is clause row ``i`` of the index."""
-
     FILE = "dense.faiss"
 
     def __init__(self, index) -> None:
         self._index = index
+        self._sync_nprobe()
 
     @classmethod
-    def build(cls, vectors: np.ndarray) -> "DenseIndex":
-        """Args: vectors: (n, dim) float32 unit rows."""
+    def build(cls, vectors: np.ndarray, kind: str = "auto", seed: int = 0) -> "DenseIndex":
+        """Index ``vectors`` ((n, dim) float32 unit rows): kind "flat", "ivf", "hnsw" or "auto" (by size)."""
         import faiss
 
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
-        index = faiss.IndexFlatIP(vectors.shape[1])
+        n, dim = vectors.shape
+        if kind == "flat" or (kind == "auto" and n < IVF_FROM):
+            index = faiss.IndexFlatIP(dim)
+        elif kind == "hnsw":
+            index = faiss.IndexHNSWFlat(dim, HNSW_M, faiss.METRIC_INNER_PRODUCT)
+            index.hnsw.efConstruction = 80
+        else:
+            nlist = max(16, int(4 * math.sqrt(n)))
+            index = faiss.IndexIVFFlat(faiss.IndexFlatIP(dim), dim, nlist, faiss.METRIC_INNER_PRODUCT)
+            sample = vectors[np.random.default_rng(seed).choice(n, min(n, 64 * nlist), replace=False)]
+            index.train(sample)
+            index.make_direct_map()  # lets fusion read back a candidate's vector
         index.add(vectors)
         return cls(index)
+
+    @property
+    def kind(self) -> str:
+        if hasattr(self._index, "nprobe"):
+            return "ivf"
+        return "hnsw" if hasattr(self._index, "hnsw") else "flat"
+
+    def _sync_nprobe(self) -> None:
+        if self.kind == "ivf":
+            self._index.nprobe = max(8, int(self._index.nlist * NPROBE_SHARE))
+        elif self.kind == "hnsw":
+            self._index.hnsw.efSearch = HNSW_EF_SEARCH
+
+    def add(self, vectors: np.ndarray) -> None:
+        """Append rows (their ids continue the numbering)."""
+        self._index.add(np.ascontiguousarray(vectors, dtype=np.float32))
 
     def __len__(self) -> int:
         return int(self._index.ntotal)
@@ -32,33 +73,57 @@ class DenseIndex:
     def dim(self) -> int:
         return int(self._index.d)
 
-    def search(self, queries: np.ndarray, k: int, allowed: np.ndarray | None = None
-               ) -> tuple[np.ndarray, np.ndarray]:
+    def search(self, queries: np.ndarray, k: int, allowed: np.ndarray | None = None,
+               deleted: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Top-k rows per query.
 
         Args:
             queries: (q, dim) float32 unit rows.
-            allowed: optional sorted int64 array of the rows that may be returned.
+            allowed: optional sorted int64 rows that may be returned (a document filter).
+            deleted: optional int64 rows that must not be returned (removed documents).
 
         Returns:
-            (scores, rows), both (q, k'); k' = min(k, rows searchable); rows are int64.
+            (scores, rows), both (q, k'); rows are int64, -1 where fewer than k' were found.
         """
         import faiss
 
-        limit = len(self) if allowed is None else len(allowed)
-        k = min(k, limit)
+        if allowed is not None:
+            selectable = len(allowed) if deleted is None else len(np.setdiff1d(allowed, deleted))
+        else:
+            selectable = len(self) - (0 if deleted is None else len(deleted))
+        k = min(k, selectable)
         if k <= 0:
             return np.zeros((len(queries), 0), np.float32), np.zeros((len(queries), 0), np.int64)
         queries = np.ascontiguousarray(queries, dtype=np.float32)
-        if allowed is None:
-            scores, rows = self._index.search(queries, k)
+        keep: list = []  # FAISS selectors hold raw pointers to each other: keep all alive
+        sel = None
+        if deleted is not None and len(deleted):
+            removed = faiss.IDSelectorBatch(np.asarray(deleted, dtype=np.int64))
+            sel = faiss.IDSelectorNot(removed)
+            keep += [removed, sel]
+        if allowed is not None:
+            allow = faiss.IDSelectorBatch(np.asarray(allowed, dtype=np.int64))
+            keep.append(allow)
+            sel = allow if sel is None else faiss.IDSelectorAnd(allow, sel)
+            keep.append(sel)
+        if sel is None:
+            return self._index.search(queries, k)
+        if self.kind == "ivf":
+            params = faiss.SearchParametersIVF(sel=sel, nprobe=self._index.nprobe)
+        elif self.kind == "hnsw":
+            params = faiss.SearchParametersHNSW(sel=sel, efSearch=self._index.hnsw.efSearch)
         else:
-            params = faiss.SearchParameters(sel=faiss.IDSelectorBatch(np.asarray(allowed, dtype=np.int64)))
-            scores, rows = self._index.search(queries, k, params=params)
+            params = faiss.SearchParameters(sel=sel)
+        scores, rows = self._index.search(queries, k, params=params)
+        del keep
         return scores, rows
 
     def vector(self, row: int) -> np.ndarray:
         return self._index.reconstruct(int(row))
+
+    def vectors(self, rows: np.ndarray) -> np.ndarray:
+        return np.stack([self._index.reconstruct(int(r)) for r in rows]) if len(rows) else np.zeros((0, self.dim),
+                                                                                                    np.float32)
 
     def save(self, folder: Path) -> None:
         import faiss
@@ -69,4 +134,7 @@ class DenseIndex:
     def load(cls, folder: Path) -> "DenseIndex":
         import faiss
 
-        return cls(faiss.read_index(str(folder / cls.FILE)))
+        index = faiss.read_index(str(folder / cls.FILE))
+        if hasattr(index, "make_direct_map"):
+            index.make_direct_map()
+        return cls(index)

@@ -1,20 +1,30 @@
-"""An index: documents, their clauses, a FAISS index and a BM25 index, in one folder.
+"""An index: documents, their clauses in segments, a FAISS index and BM25 postings, in one folder.
 
-Folder layout (all open formats, no pickle)::
+Folder layout (open formats, no pickle)::
 
-    manifest.json     format version, config, encoder, tokenizer, corpus hash, counts, checksums
-    documents.jsonl   one Document per line
-    clauses.jsonl     one Clause per line; line i is row i of both retrievers
-    dense.faiss       FAISS IndexFlatIP over unit vectors
-    bm25/             bm25s arrays (.npy) and vocabulary (.json)
+    manifest.json        format, config, encoder, tokenizer, corpus and its files' hashes,
+                         segments, counts, sha256 of every file
+    documents.jsonl      the live documents
+    vocab.json           BM25 vocabulary (append-only) and parameters
+    dense.faiss          FAISS index over every row (IndexFlatIP, or IVF when large)
+    deleted.npy          rows of removed or replaced documents
+    crosslingual.json    English -> Chinese lookup for BM25 (qa.crosslingual)
+    segments/sNNNN/      clauses.jsonl (+ offsets), rows' documents, BM25 postings (.npy)
+
+A changed document is not re-indexed with everything else: its old rows are marked
+deleted and its new clauses become a segment of their own (``Index.update``); unchanged
+segment files are hard-linked into the new version. When deleted rows pile up the next
+update compacts everything into one segment.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import mmap
+import os
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,10 +39,16 @@ from .dense import DenseIndex
 from .encoders import Encoder
 from .encoders.cache import EmbeddingCache, encode_passages
 from .errors import IndexCorrupt, IndexMismatch, NoDocuments
-from .sparse import SparseIndex
+from .sparse import Postings, SparseIndex
 from .types import Clause, Document
 
 log = logging.getLogger(__name__)
+
+#: Compact into one segment when this share of rows is deleted (and at least COMPACT_MIN_DELETED
+#: rows: deleted rows of a small index cost nothing), or past this many segments.
+COMPACT_DELETED_SHARE = 0.25
+COMPACT_MIN_DELETED = 1000
+COMPACT_SEGMENTS = 16
 
 
 def embed_text(clause: Clause, config: IndexConfig, context: str = "") -> str:
@@ -76,25 +92,125 @@ class Candidate:
     bm25: float | None = None
 
 
+class Segment:
+    """The clauses of one segment, read from disk on demand (a million clauses stay on disk).
+
+    Files: clauses.jsonl, clauses.offsets.npy (byte offset of each line, then the file
+    size), row_doc.npy (per row, an index into doc_ids.json), and the BM25 postings.
+    """
+
+    def __init__(self, folder: Path, doc_ids: list[str], row_doc: np.ndarray, postings: Postings,
+                 clauses: list[Clause] | None = None) -> None:
+        self.folder = folder
+        self.doc_ids = doc_ids
+        self.row_doc = row_doc
+        self.postings = postings
+        self._clauses = clauses
+        self._map: mmap.mmap | None = None
+        self._offsets: np.ndarray | None = None
+
+    def __len__(self) -> int:
+        return len(self.row_doc)
+
+    def clause(self, row: int) -> Clause:
+        if self._clauses is not None:
+            return self._clauses[row]
+        if self._map is None:
+            with open(self.folder / "clauses.jsonl", "rb") as handle:
+                self._map = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) if os.path.getsize(
+                    self.folder / "clauses.jsonl") else None
+            self._offsets = np.load(self.folder / "clauses.offsets.npy", allow_pickle=False)
+        start, end = int(self._offsets[row]), int(self._offsets[row + 1])
+        return Clause.from_json(json.loads(self._map[start:end]))
+
+    @staticmethod
+    def write(folder: Path, clauses: Sequence[Clause], postings: Postings) -> "Segment":
+        folder.mkdir(parents=True)
+        offsets = [0]
+        with open(folder / "clauses.jsonl", "wb") as handle:
+            for c in clauses:
+                line = (json.dumps(c.to_json(), ensure_ascii=False) + "\n").encode("utf-8")
+                handle.write(line)
+                offsets.append(offsets[-1] + len(line))
+        np.save(folder / "clauses.offsets.npy", np.asarray(offsets, dtype=np.int64), allow_pickle=False)
+        doc_ids = list(dict.fromkeys(c.doc_id for c in clauses))
+        where = {d: i for i, d in enumerate(doc_ids)}
+        row_doc = np.asarray([where[c.doc_id] for c in clauses], dtype=np.int32)
+        np.save(folder / "row_doc.npy", row_doc, allow_pickle=False)
+        (folder / "doc_ids.json").write_text(json.dumps(doc_ids, ensure_ascii=False), encoding="utf-8")
+        postings.save(folder)
+        return Segment(folder, doc_ids, row_doc, postings, list(clauses))
+
+    @classmethod
+    def load(cls, folder: Path) -> "Segment":
+        doc_ids = json.loads((folder / "doc_ids.json").read_text(encoding="utf-8"))
+        return cls(folder, doc_ids, np.load(folder / "row_doc.npy", allow_pickle=False), Postings.load(folder))
+
+
+class ClauseView(Sequence[Clause]):
+    """All clauses of an index in row order (deleted rows included, as FAISS sees them)."""
+
+    def __init__(self, segments: list[Segment]) -> None:
+        self.segments = segments
+        self.offsets = np.cumsum([0] + [len(s) for s in segments])
+
+    def __len__(self) -> int:
+        return int(self.offsets[-1])
+
+    def __getitem__(self, row):  # type: ignore[override]
+        if isinstance(row, slice):
+            return [self[i] for i in range(*row.indices(len(self)))]
+        row = int(row)
+        if row < 0:
+            row += len(self)
+        s = int(np.searchsorted(self.offsets, row, side="right")) - 1
+        return self.segments[s].clause(row - int(self.offsets[s]))
+
+    def __iter__(self) -> Iterator[Clause]:
+        for segment in self.segments:
+            for i in range(len(segment)):
+                yield segment.clause(i)
+
+
 class Index:
-    """Clauses plus the two retrievers over them, loaded in memory."""
+    """Clauses plus the two retrievers over them."""
 
     def __init__(self, folder: Path, manifest: dict[str, Any], documents: list[Document],
-                 clauses: list[Clause], dense: DenseIndex, sparse: SparseIndex,
+                 segments: list[Segment], dense: DenseIndex, sparse: SparseIndex,
                  lexicon: crosslingual.Lexicon | None = None) -> None:
         self.folder = folder
-        self.lexicon = lexicon or {}
         self.manifest = manifest
         self.config = IndexConfig.from_json(manifest["config"])
         self.documents = {d.doc_id: d for d in documents}
-        self.clauses = clauses
+        self.segments = segments
+        self.clauses = ClauseView(segments)
         self.dense = dense
         self.sparse = sparse
-        self.row_of = {c.clause_id: i for i, c in enumerate(clauses)}
-        self._doc_rows: dict[str, np.ndarray] = {}
-        for i, c in enumerate(clauses):
-            self._doc_rows.setdefault(c.doc_id, []).append(i)  # type: ignore[arg-type]
-        self._doc_rows = {d: np.asarray(rows, dtype=np.int64) for d, rows in self._doc_rows.items()}
+        self.lexicon = lexicon or {}
+        self.deleted = sparse.deleted_rows()
+        self._doc_rows = self._rows_by_document()
+
+    def _rows_by_document(self) -> dict[str, np.ndarray]:
+        out: dict[str, list[np.ndarray]] = {}
+        live = self.sparse.live
+        for segment, base in zip(self.segments, self.clauses.offsets):
+            rows = np.arange(len(segment), dtype=np.int64) + base
+            order = np.argsort(segment.row_doc, kind="stable")
+            bounds = np.searchsorted(segment.row_doc[order], np.arange(len(segment.doc_ids) + 1))
+            for i, doc_id in enumerate(segment.doc_ids):
+                mine = rows[order[bounds[i]:bounds[i + 1]]]
+                mine = mine[live[mine]]
+                if len(mine):
+                    out.setdefault(doc_id, []).append(mine)
+        return {d: np.sort(np.concatenate(parts)) for d, parts in out.items()}
+
+    @property
+    def live_clauses(self) -> int:
+        return int(self.sparse.live.sum())
+
+    def clause_counts(self) -> dict[str, int]:
+        """Live clauses per document."""
+        return {d: len(rows) for d, rows in self._doc_rows.items()}
 
     # -- building ---------------------------------------------------------------------
 
@@ -106,48 +222,97 @@ class Index:
         if not documents:
             raise NoDocuments(f"nothing to index in {corpus.get('path', 'the corpus')}: no readable documents")
         started = time.perf_counter()
-        clauses: list[Clause] = []
-        for doc in documents:
-            clauses.extend(chunk(doc, config.chunk)[0])
+        clauses, vectors, tokens = _prepare(documents, encoder, config, cache, progress)
         if not clauses:
             raise NoDocuments("the documents contain no text to index")
-        context = contexts(documents, clauses, config)
-        texts = [embed_text(c, config, x) for c, x in zip(clauses, context)]
-        vectors = _embed(encoder, texts, cache, progress)
         store.checkpoint("embedded")
-        embedded = time.perf_counter()
-        dense = DenseIndex.build(vectors)
-        sparse = SparseIndex.build([tok.tokenize(bm25_text(c, config, x)) for c, x in zip(clauses, context)],
-                                   config.k1, config.b)
+        return cls.from_parts(documents, clauses, vectors, tokens, encoder, target, config, corpus, skipped,
+                              embed_seconds=time.perf_counter() - started)
+
+    @classmethod
+    def from_parts(cls, documents: Sequence[Document], clauses: Sequence[Clause], vectors: np.ndarray,
+                   tokens: list[list[str]], encoder: Encoder, target: Path, config: IndexConfig,
+                   corpus: dict[str, Any], skipped: Sequence[dict[str, str]] = (), embed_seconds: float = 0.0,
+                   dense_kind: str = "auto") -> "Index":
+        """Write an index from clauses already embedded and tokenized (``build`` does both first).
+
+        Benchmarks use this to make large collections from vectors they already have.
+
+        Args:
+            vectors: (len(clauses), dim) float32 unit rows, as ``encoder`` would produce.
+            tokens: the BM25 tokens of each clause.
+            dense_kind: "auto" (by size), "flat" or "ivf".
+        """
+        started = time.perf_counter()
+        dense = DenseIndex.build(vectors, kind=dense_kind)
+        sparse = SparseIndex.build(tokens, config.k1, config.b)
         lexicon = crosslingual.build_lexicon(sparse.vocabulary(), tok.tokenize) if config.crosslingual else {}
-        manifest = {
-            "format_version": FORMAT_VERSION,
-            "package": f"qa=={__version__}",
-            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-            "config": config.to_json(),
-            "encoder": encoder.describe(),
-            "tokenizer": tok.describe(),
-            "corpus": corpus,
-            "counts": {"documents": len(documents), "clauses": len(clauses), "skipped": len(skipped)},
-            "skipped": list(skipped),
-            "crosslingual": {"dictionary": crosslingual.dictionary_label() if config.crosslingual else "off",
-                             "english_keys": len(lexicon)},
-            "seconds": {"embed": round(embedded - started, 3), "total": None},
-        }
+        manifest = _manifest(config, encoder, corpus, documents, len(clauses), skipped, lexicon)
+        manifest["seconds"] = {"embed": round(embed_seconds, 3)}
 
         def write(folder: Path) -> dict[str, Any]:
-            _write_jsonl(folder / "documents.jsonl", (d.to_json() for d in documents))
-            _write_jsonl(folder / "clauses.jsonl", (c.to_json() for c in clauses))
-            dense.save(folder)
-            sparse.save(folder)
-            crosslingual.save(lexicon, folder)
-            manifest["seconds"]["total"] = round(time.perf_counter() - started, 3)
+            Segment.write(folder / "segments" / "s0001", clauses, sparse.segments[0])
+            _write_common(folder, documents, dense, sparse, lexicon)
+            manifest["segments"] = ["s0001"]
+            manifest["seconds"]["index"] = round(time.perf_counter() - started, 3)
             return manifest
 
         version = store.publish(target, write)
-        log.info("indexed %d clauses of %d documents in %.1f s", len(clauses), len(documents),
-                 time.perf_counter() - started)
-        return cls(version, manifest, list(documents), clauses, dense, sparse, lexicon)
+        log.info("indexed %d clauses of %d documents (%.1f s embedding, %.1f s indexing)", len(clauses),
+                 len(documents), embed_seconds, time.perf_counter() - started)
+        segments = [Segment.load(version / "segments" / "s0001")]
+        return cls(version, manifest, list(documents), segments, dense, sparse, lexicon)
+
+    def update(self, added: Sequence[Document], removed: set[str], encoder: Encoder, target: Path,
+               corpus: dict[str, Any], cache: EmbeddingCache | None = None, progress: bool = False,
+               skipped: Sequence[dict[str, str]] = ()) -> "Index":
+        """A new index version with ``removed`` document ids gone and ``added`` documents in.
+
+        Replacing a document = removing its id and adding its new version. Unchanged
+        segments are hard-linked, only the new clauses are embedded (or taken from the
+        cache) and tokenized. Falls back to a full build when deleted rows pile up.
+        """
+        started = time.perf_counter()
+        gone = {d for d in removed if d in self.documents} | {d.doc_id for d in added if d.doc_id in self.documents}
+        documents = [d for d in self.documents.values() if d.doc_id not in gone] + list(added)
+        drop = np.concatenate([self._doc_rows[d] for d in gone if d in self._doc_rows] or [np.zeros(0, np.int64)])
+        deleted_after = len(self.deleted) + len(drop)
+        if (deleted_after >= max(COMPACT_MIN_DELETED, COMPACT_DELETED_SHARE * len(self.clauses))
+                or len(self.segments) + 1 > COMPACT_SEGMENTS):
+            log.info("compacting %d segments (%d deleted rows) into one", len(self.segments), deleted_after)
+            return Index.build(documents, encoder, target, self.config, corpus, cache, progress, skipped)
+        if not documents:
+            raise NoDocuments("no documents left to index")
+        clauses, vectors, tokens = _prepare(added, encoder, self.config, cache, progress)
+        store.checkpoint("embedded")
+        sparse = self.sparse.delete(drop)
+        if clauses:
+            sparse = sparse.add_segment(tokens)
+        dense = DenseIndex(_clone(self.dense))
+        if clauses:
+            dense.add(vectors)
+        lexicon = (crosslingual.build_lexicon(sparse.vocabulary(), tok.tokenize)
+                   if self.config.crosslingual and clauses else self.lexicon)
+        manifest = _manifest(self.config, encoder, corpus, documents, sparse.n, skipped, lexicon)
+        names = [s.folder.name for s in self.segments]
+        new_name = f"s{max(int(n[1:]) for n in names) + 1:04d}" if names else "s0001"
+
+        def write(folder: Path) -> dict[str, Any]:
+            for segment in self.segments:
+                _link_tree(segment.folder, folder / "segments" / segment.folder.name)
+            if clauses:
+                Segment.write(folder / "segments" / new_name, clauses, sparse.segments[-1])
+            _write_common(folder, documents, dense, sparse, lexicon)
+            manifest["segments"] = names + ([new_name] if clauses else [])
+            manifest["seconds"] = {"update": round(time.perf_counter() - started, 3)}
+            return manifest
+
+        linked = {name: info for name, info in self.manifest.get("files", {}).items() if name.startswith("segments/")}
+        version = store.publish(target, write, unchanged=linked)
+        segments = [Segment.load(version / "segments" / n) for n in manifest["segments"]]
+        log.info("updated the index: -%d documents, +%d documents (%d clauses) in %.2f s", len(gone),
+                 len(added), len(clauses), time.perf_counter() - started)
+        return Index(version, manifest, documents, segments, dense, sparse, lexicon)
 
     # -- loading ----------------------------------------------------------------------
 
@@ -166,21 +331,23 @@ class Index:
         store.verify(folder, manifest, hashes=verify)
         try:
             documents = [Document.from_json(d) for d in _read_jsonl(folder / "documents.jsonl")]
-            clauses = [Clause.from_json(c) for c in _read_jsonl(folder / "clauses.jsonl")]
+            segments = [Segment.load(folder / "segments" / n) for n in manifest["segments"]]
+            deleted = np.load(folder / "deleted.npy", allow_pickle=False)
+            sparse = SparseIndex.load(folder, [s.folder for s in segments], deleted)
             dense = DenseIndex.load(folder)
-            sparse = SparseIndex.load(folder)
             lexicon = crosslingual.load(folder)
         except (OSError, ValueError, KeyError, TypeError, RuntimeError) as exc:
             raise IndexCorrupt(f"{folder}: cannot be read ({type(exc).__name__}: {exc})") from exc
-        if not (len(clauses) == len(dense) == len(sparse) == manifest["counts"]["clauses"]):
-            raise IndexCorrupt(f"{folder}: {len(clauses)} clauses, {len(dense)} vectors, "
-                               f"{len(sparse)} BM25 rows: the parts do not match")
-        return cls(folder, manifest, documents, clauses, dense, sparse, lexicon)
+        rows = sum(len(s) for s in segments)
+        if not (rows == len(dense) == len(sparse)) or sparse.n != manifest["counts"]["clauses"]:
+            raise IndexCorrupt(f"{folder}: {rows} clause rows, {len(dense)} vectors, {len(sparse)} BM25 rows, "
+                               f"{sparse.n} live of {manifest['counts']['clauses']} expected: the parts do not match")
+        return cls(folder, manifest, documents, segments, dense, sparse, lexicon)
 
     # -- searching --------------------------------------------------------------------
 
     def rows_of_documents(self, doc_ids: Sequence[str] | None) -> np.ndarray | None:
-        """Rows of the given documents (sorted), or None for no filter."""
+        """Live rows of the given documents (sorted), or None for no filter."""
         if not doc_ids:
             return None
         parts = [self._doc_rows[d] for d in doc_ids if d in self._doc_rows]
@@ -188,7 +355,7 @@ class Index:
 
     def search_dense(self, vectors: np.ndarray, k: int, allowed: np.ndarray | None = None
                      ) -> list[list[Candidate]]:
-        scores, rows = self.dense.search(vectors, k, allowed)
+        scores, rows = self.dense.search(vectors, k, allowed, self.deleted if len(self.deleted) else None)
         return [[Candidate(int(r), float(s), dense=float(s)) for s, r in zip(srow, rrow) if r >= 0]
                 for srow, rrow in zip(scores, rows)]
 
@@ -223,17 +390,82 @@ class Index:
         return [Candidate(int(r), float(s), bm25=float(s)) for s, r in zip(top, rows)]
 
     def neighbours(self, clause_id: str, before: int = 1, after: int = 1) -> list[Clause]:
-        """The clause with up to ``before``/``after`` clauses of the same document around it."""
-        row = self.row_of[clause_id]
-        doc_rows = self._doc_rows[self.clauses[row].doc_id]
-        where = int(np.searchsorted(doc_rows, row))
-        lo, hi = max(0, where - before), min(len(doc_rows), where + after + 1)
-        return [self.clauses[int(r)] for r in doc_rows[lo:hi]]
+        """The clause with up to ``before``/``after`` live clauses of the same document around it."""
+        doc_id = clause_id.rsplit("#", 1)[0]
+        rows = self._doc_rows.get(doc_id, np.zeros(0, np.int64))
+        clauses = [self.clauses[int(r)] for r in rows]
+        where = next((i for i, c in enumerate(clauses) if c.clause_id == clause_id), None)
+        if where is None:
+            return []
+        return clauses[max(0, where - before):where + after + 1]
+
+
+def _prepare(documents: Sequence[Document], encoder: Encoder, config: IndexConfig,
+             cache: EmbeddingCache | None, progress: bool) -> tuple[list[Clause], np.ndarray, list[list[str]]]:
+    """Clauses, their vectors and their BM25 tokens."""
+    clauses: list[Clause] = []
+    for doc in documents:
+        clauses.extend(chunk(doc, config.chunk)[0])
+    context = contexts(documents, clauses, config)
+    vectors = _embed(encoder, [embed_text(c, config, x) for c, x in zip(clauses, context)], cache, progress)
+    tokens = [tok.tokenize(bm25_text(c, config, x)) for c, x in zip(clauses, context)]
+    return clauses, vectors, tokens
+
+
+def _manifest(config: IndexConfig, encoder: Encoder, corpus: dict[str, Any], documents: Sequence[Document],
+              clauses: int, skipped: Sequence[dict[str, str]], lexicon: dict) -> dict[str, Any]:
+    return {
+        "format_version": FORMAT_VERSION,
+        "package": f"qa=={__version__}",
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "config": config.to_json(),
+        "encoder": encoder.describe(),
+        "tokenizer": tok.describe(),
+        "corpus": corpus,
+        "counts": {"documents": len(documents), "clauses": clauses, "skipped": len(skipped)},
+        "skipped": list(skipped),
+        "crosslingual": {"dictionary": crosslingual.dictionary_label() if config.crosslingual else "off",
+                         "english_keys": len(lexicon)},
+    }
+
+
+def _write_common(folder: Path, documents: Sequence[Document], dense: DenseIndex, sparse: SparseIndex,
+                  lexicon: crosslingual.Lexicon) -> None:
+    _write_jsonl(folder / "documents.jsonl", (d.to_json() for d in documents))
+    dense.save(folder)
+    store.checkpoint("dense-written")
+    sparse.save_vocab(folder)
+    np.save(folder / "deleted.npy", sparse.deleted_rows(), allow_pickle=False)
+    crosslingual.save(lexicon, folder)
+
+
+def _clone(dense: DenseIndex):
+    """A copy of the FAISS index: queries may still be reading the old one."""
+    import faiss
+
+    index = faiss.clone_index(dense._index)
+    if hasattr(index, "make_direct_map"):
+        index.make_direct_map()
+    return index
+
+
+def _link_tree(source: Path, target: Path) -> None:
+    """Hard-link a segment's files into a new version (a copy where links are not possible)."""
+    import shutil
+
+    target.mkdir(parents=True)
+    for path in source.iterdir():
+        try:
+            os.link(path, target / path.name)
+        except OSError:
+            shutil.copy2(path, target / path.name)
 
 
 def _embed(encoder: Encoder, texts: list[str], cache: EmbeddingCache | None, progress: bool) -> np.ndarray:
     from tqdm.auto import tqdm
 
+    if not texts:
+        return np.zeros((0, encoder.dim), dtype=np.float32)
     with tqdm(total=len(texts), desc="embedding clauses", unit="clause", disable=not progress,
               mininterval=0.5) as bar:
         return encode_passages(encoder, texts, cache, progress=bar.update)

@@ -7,6 +7,7 @@ corrupt, built with other settings, or older than the documents.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
 import re
@@ -26,7 +27,7 @@ from .encoders.cache import EmbeddingCache, encode_queries
 from .errors import EmptyQuestion, IndexCorrupt, IndexError_, IndexMismatch, IndexMissing, QAError
 from .fusion import convex, rrf
 from .index import Candidate, Index
-from .ingest import folder_fingerprint, list_files, load_folder
+from .ingest import UnreadableFile, list_files, load_file, load_folder
 from .ingest.clean import normalize
 from .ingest.pool import load_pool
 from .types import Answer, Citation, Clause, Hit
@@ -69,13 +70,20 @@ class Corpus:
     def from_json(cls, data: dict[str, Any]) -> "Corpus":
         return cls(Path(data["path"]), data["kind"])
 
-    def fingerprint(self) -> str:
+    def sources(self) -> dict[str, str]:
+        """sha256 of every file, by its path under the corpus folder."""
         if self.kind == "pool":
-            return hashlib.sha256(self.path.read_bytes()).hexdigest()
-        return folder_fingerprint(self.path)
+            return {self.path.name: hashlib.sha256(self.path.read_bytes()).hexdigest()}
+        return {str(p.relative_to(self.path)): hashlib.sha256(p.read_bytes()).hexdigest()
+                for p in list_files(self.path)}
+
+    def fingerprint(self, sources: dict[str, str] | None = None) -> str:
+        sources = self.sources() if sources is None else sources
+        return hashlib.sha256(json.dumps(sources, sort_keys=True).encode()).hexdigest()
 
     def describe(self) -> dict[str, Any]:
-        return {"kind": self.kind, "path": str(self.path), "hash": self.fingerprint()}
+        sources = self.sources()
+        return {"kind": self.kind, "path": str(self.path), "hash": self.fingerprint(sources), "sources": sources}
 
     def signature(self) -> tuple:
         """Cheap change detector: names, sizes and modification times."""
@@ -153,7 +161,14 @@ class Pipeline:
         config = config or IndexConfig()
         encoder = load_encoder(config.encoder)
         if index is not None:
-            problem, kind = _mismatch(index, config, encoder) or _stale(index, corpus), IndexMismatch
+            problem, kind = _mismatch(index, config, encoder), IndexMismatch
+            stale = "" if problem or rebuild == "always" else _stale(index, corpus)
+            if stale:
+                if rebuild == "never":
+                    raise IndexMismatch(stale)
+                pipe = cls(index, encoder, corpus, search, index_dir)
+                pipe.refresh(progress=progress)  # only the changed files
+                return pipe
         if problem or index is None or rebuild == "always":
             if rebuild == "never":
                 raise kind(problem)
@@ -172,9 +187,31 @@ class Pipeline:
         if self.corpus is None:
             return False
         with self._rebuild_lock:
-            if not _stale(self.index, self.corpus):
+            index = self.index
+            if not _stale(index, self.corpus):
                 return False
-            self.index = build_index(self.corpus, self.index_dir, self.index.config, self.encoder, progress=progress)
+            recorded = index.manifest["corpus"].get("sources")
+            if self.corpus.kind == "pool" or recorded is None or index.manifest["corpus"]["path"] != str(
+                    self.corpus.path):
+                self.index = build_index(self.corpus, self.index_dir, index.config, self.encoder, progress=progress)
+                return True
+            description = self.corpus.describe()
+            now = description["sources"]
+            touched = {p for p, h in now.items() if recorded.get(p) != h} | (set(recorded) - set(now))
+            added, skipped = [], [s for s in index.manifest.get("skipped", []) if s["path"] not in touched]
+            for path in sorted(p for p in touched if p in now):
+                try:
+                    added.extend(load_file(self.corpus.path / path, path))
+                except UnreadableFile as exc:
+                    log.warning("skipped %s", exc)
+                    skipped.append({"path": path, "reason": str(exc)})
+            gone = {d.doc_id for d in index.documents.values() if d.source in touched}
+            cache = cache_for(self.index_dir)
+            try:
+                self.index = index.update(added, gone, self.encoder, self.index_dir, description, cache,
+                                          progress=progress, skipped=skipped)
+            finally:
+                cache.close()
             return True
 
     def watch(self, interval: float = 1.0) -> threading.Thread:

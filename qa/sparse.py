@@ -1,53 +1,166 @@
-"""Sparse retrieval: BM25 (bm25s, Lucene variant) over jieba tokens."""
+"""BM25 over segments of term-frequency postings, scored with live collection statistics.
+
+bm25s bakes idf and length normalisation into its matrix when it indexes, so a document
+cannot be added or removed without rebuilding everything. Here each segment stores raw
+term frequencies in the same compressed-column layout (per term: rows and counts, as
+``.npy``), and the Lucene BM25 formula bm25s uses ("lucene" method) is applied at query
+time with statistics over the live rows of all segments:
+
+    idf(t)   = ln(1 + (N - df(t) + 0.5) / (df(t) + 0.5))
+    score    = sum over query tokens t of idf(t) * tf / (tf + k1 * (1 - b + b * len / avgdl))
+
+so adding a segment or tombstoning rows changes N, df and avgdl exactly as a rebuild would.
+A query token that occurs twice counts twice, as in bm25s and Lucene.
+"""
 
 from __future__ import annotations
 
 import json
-import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 
-def _bm25s():
-    import bm25s
+@dataclass
+class Postings:
+    """The term frequencies of one segment.
 
-    # bm25s sets its own logger to DEBUG on import; put it back to the application's level
-    logging.getLogger("bm25s").setLevel(logging.NOTSET)
-    return bm25s
+    Attributes:
+        indptr: (V_seg + 1,) int64; the postings of term t are [indptr[t], indptr[t+1]).
+        rows: (nnz,) int32 local row numbers, ascending within a term.
+        tf: (nnz,) float32 term frequencies.
+        lengths: (n,) int32 tokens per row.
+    """
+
+    indptr: np.ndarray
+    rows: np.ndarray
+    tf: np.ndarray
+    lengths: np.ndarray
+
+    FILES = ("tf_indptr.npy", "tf_rows.npy", "tf_counts.npy", "lengths.npy")
+
+    @classmethod
+    def build(cls, token_ids: Sequence[Sequence[int]], vocab_size: int) -> "Postings":
+        lengths = np.fromiter((len(t) for t in token_ids), dtype=np.int32, count=len(token_ids))
+        if lengths.sum() == 0:
+            return cls(np.zeros(vocab_size + 1, np.int64), np.zeros(0, np.int32), np.zeros(0, np.float32), lengths)
+        terms = np.concatenate([np.asarray(t, dtype=np.int64) for t in token_ids if len(t)])
+        rows = np.repeat(np.arange(len(token_ids), dtype=np.int64), lengths)
+        keys, counts = np.unique(terms * len(token_ids) + rows, return_counts=True)  # sorted by term, then row
+        term_of = keys // len(token_ids)
+        indptr = np.zeros(vocab_size + 1, dtype=np.int64)
+        np.cumsum(np.bincount(term_of, minlength=vocab_size), out=indptr[1:])
+        return cls(indptr, (keys % len(token_ids)).astype(np.int32), counts.astype(np.float32), lengths)
+
+    def __len__(self) -> int:
+        return len(self.lengths)
+
+    def term(self, t: int) -> tuple[np.ndarray, np.ndarray]:
+        if t + 1 >= len(self.indptr):
+            return self.rows[:0], self.tf[:0]
+        lo, hi = self.indptr[t], self.indptr[t + 1]
+        return self.rows[lo:hi], self.tf[lo:hi]
+
+    def doc_freqs(self, live: np.ndarray, vocab_size: int) -> np.ndarray:
+        """Per term, how many live rows contain it: (vocab_size,) int64."""
+        terms = np.repeat(np.arange(len(self.indptr) - 1), np.diff(self.indptr))
+        df = np.bincount(terms, weights=live[self.rows], minlength=vocab_size)
+        return df[:vocab_size].astype(np.int64)
+
+    def save(self, folder: Path) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        for name, array in zip(self.FILES, (self.indptr, self.rows, self.tf, self.lengths)):
+            np.save(folder / name, array, allow_pickle=False)
+
+    @classmethod
+    def load(cls, folder: Path) -> "Postings":
+        return cls(*(np.load(folder / name, allow_pickle=False) for name in cls.FILES))
 
 
 class SparseIndex:
-    """BM25 over pre-tokenized clauses; row ``i`` is clause row ``i`` of the index."""
+    """BM25 over a vocabulary shared by segments; rows are global (segment offset + local row).
 
-    DIR = "bm25"
+    Args:
+        vocab: token -> id, append-only (ids never change, so older segments stay valid).
+        segments: postings in row order.
+        deleted: global rows that no longer count (replaced or removed documents).
+    """
 
-    def __init__(self, model, k1: float, b: float) -> None:
-        self._model = model
+    VOCAB = "vocab.json"
+
+    def __init__(self, vocab: dict[str, int], segments: list[Postings], deleted: np.ndarray | None = None,
+                 k1: float = 1.2, b: float = 0.75) -> None:
+        self.vocab = vocab
+        self.segments = segments
         self.k1, self.b = k1, b
+        self.offsets = np.cumsum([0] + [len(s) for s in segments])
+        self.live = np.ones(int(self.offsets[-1]), dtype=bool)
+        if deleted is not None and len(deleted):
+            self.live[np.asarray(deleted, dtype=np.int64)] = False
+        self._statistics()
+
+    def _statistics(self) -> None:
+        """N, df, avgdl over live rows, and each row's length normaliser."""
+        size = len(self.vocab)
+        self.n = int(self.live.sum())
+        self.df = np.zeros(size, dtype=np.int64)
+        lengths = np.concatenate([s.lengths for s in self.segments]) if self.segments else np.zeros(0, np.int32)
+        for seg, base in zip(self.segments, self.offsets):
+            self.df += seg.doc_freqs(self.live[base:base + len(seg)], size)
+        avgdl = float(lengths[self.live].mean()) if self.n else 1.0
+        self.idf = np.log(1 + (self.n - self.df + 0.5) / (self.df + 0.5)).astype(np.float32)
+        self.norm = (self.k1 * (1 - self.b + self.b * lengths / max(avgdl, 1e-9))).astype(np.float32)
+
+    # -- building and changing -----------------------------------------------------------
 
     @classmethod
     def build(cls, token_lists: list[list[str]], k1: float = 1.2, b: float = 0.75) -> "SparseIndex":
-        model = _bm25s().BM25(k1=k1, b=b, method="lucene")
-        # A clause with no token would make bm25s fail; the empty token stands in for it.
-        model.index([tokens or [""] for tokens in token_lists], show_progress=False)
-        return cls(model, k1, b)
+        vocab: dict[str, int] = {}
+        ids = [[vocab.setdefault(t, len(vocab)) for t in tokens] for tokens in token_lists]
+        return cls(vocab, [Postings.build(ids, len(vocab))], None, k1, b)
+
+    def add_segment(self, token_lists: list[list[str]]) -> "SparseIndex":
+        """A new index with one more segment (new words extend the vocabulary)."""
+        vocab = dict(self.vocab)
+        ids = [[vocab.setdefault(t, len(vocab)) for t in tokens] for tokens in token_lists]
+        return SparseIndex(vocab, [*self.segments, Postings.build(ids, len(vocab))], self.deleted_rows(),
+                           self.k1, self.b)
+
+    def delete(self, rows: np.ndarray) -> "SparseIndex":
+        """A new index in which these global rows no longer count."""
+        deleted = np.union1d(self.deleted_rows(), np.asarray(rows, dtype=np.int64))
+        return SparseIndex(self.vocab, self.segments, deleted, self.k1, self.b)
+
+    def deleted_rows(self) -> np.ndarray:
+        return np.flatnonzero(~self.live)
+
+    # -- querying ------------------------------------------------------------------------
 
     def __len__(self) -> int:
-        return int(self._model.scores["num_docs"])
-
-    def vocabulary(self) -> list[str]:
-        return [t for t in self._model.vocab_dict if t]
+        return len(self.live)
 
     def __contains__(self, token: str) -> bool:
-        return token in self._model.vocab_dict
+        return token in self.vocab
+
+    def vocabulary(self) -> list[str]:
+        return list(self.vocab)
 
     def scores(self, tokens: list[str]) -> np.ndarray:
-        """BM25 score of every row for a tokenized query: (n,) float32."""
-        ids = [self._model.vocab_dict[t] for t in tokens if t and t in self._model.vocab_dict]
-        if not ids:
-            return np.zeros(len(self), dtype=np.float32)
-        return self._model.get_scores_from_ids(ids)
+        """BM25 score of every row (deleted rows score 0): (rows,) float32."""
+        scores = np.zeros(len(self.live), dtype=np.float32)
+        for token in tokens:
+            t = self.vocab.get(token)
+            if t is None or self.df[t] == 0:
+                continue
+            for seg, base in zip(self.segments, self.offsets):
+                rows, tf = seg.term(t)
+                if len(rows):
+                    where = rows.astype(np.int64) + base
+                    scores[where] += self.idf[t] * tf / (tf + self.norm[where])
+        scores[~self.live] = 0.0
+        return scores
 
     def structured_scores(self, groups: list[list[list[str]]]) -> np.ndarray:
         """BM25 of a structured query: a sum over groups of the best alternative in each.
@@ -83,13 +196,14 @@ class SparseIndex:
         order = positive[np.lexsort((positive, -scores[positive]))]
         return scores[order].astype(np.float32), order.astype(np.int64)
 
-    def save(self, folder: Path) -> None:
-        path = folder / self.DIR
-        self._model.save(str(path))
-        (path / "qa_params.json").write_text(json.dumps({"k1": self.k1, "b": self.b}))
+    # -- files ---------------------------------------------------------------------------
+
+    def save_vocab(self, folder: Path) -> None:
+        (folder / self.VOCAB).write_text(json.dumps({"k1": self.k1, "b": self.b, "tokens": list(self.vocab)},
+                                                    ensure_ascii=False), encoding="utf-8")
 
     @classmethod
-    def load(cls, folder: Path) -> "SparseIndex":
-        path = folder / cls.DIR
-        params = json.loads((path / "qa_params.json").read_text())
-        return cls(_bm25s().BM25.load(str(path), mmap=False), params["k1"], params["b"])
+    def load(cls, folder: Path, segment_dirs: list[Path], deleted: np.ndarray | None) -> "SparseIndex":
+        data = json.loads((folder / cls.VOCAB).read_text(encoding="utf-8"))
+        vocab = {t: i for i, t in enumerate(data["tokens"])}
+        return cls(vocab, [Postings.load(d) for d in segment_dirs], deleted, data["k1"], data["b"])

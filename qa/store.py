@@ -47,12 +47,15 @@ def _files(folder: Path) -> list[Path]:
     return sorted(p for p in folder.rglob("*") if p.is_file() and p.name != MANIFEST)
 
 
-def publish(target: Path, write: Callable[[Path], dict[str, Any]]) -> Path:
+def publish(target: Path, write: Callable[[Path], dict[str, Any]],
+            unchanged: dict[str, dict[str, Any]] | None = None) -> Path:
     """Build an index folder with ``write`` and publish it at ``target`` atomically.
 
     Args:
         target: the path users give (``index/main``); becomes a symbolic link.
         write: fills the given empty folder and returns the manifest (without checksums).
+        unchanged: checksums already known for files linked from the previous version
+            (reused when the size still matches, so an update does not re-hash everything).
 
     Returns:
         The versioned folder now published.
@@ -64,8 +67,13 @@ def publish(target: Path, write: Callable[[Path], dict[str, Any]]) -> Path:
     try:
         manifest = write(version)
         checkpoint("files-written")
-        manifest["files"] = {str(p.relative_to(version)): {"bytes": p.stat().st_size, "sha256": file_sha256(p)}
-                             for p in _files(version)}
+        known = unchanged or {}
+        manifest["files"] = {}
+        for p in _files(version):
+            name, size = str(p.relative_to(version)), p.stat().st_size
+            reuse = known.get(name)
+            manifest["files"][name] = (reuse if reuse and reuse["bytes"] == size
+                                       else {"bytes": size, "sha256": file_sha256(p)})
         _write_json_durably(version / MANIFEST, manifest)
         _fsync_dir(version)
         checkpoint("manifest-written")

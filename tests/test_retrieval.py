@@ -170,3 +170,46 @@ def test_document_filter(pipeline):
     doc_id = next(d for d in pipeline.index.documents if d.endswith("-3"))
     answer = pipeline.ask("科技成果转化", k=10, doc_ids=[doc_id])
     assert answer.hits and {h.clause.doc_id for h in answer.hits} == {doc_id}
+
+
+@pytest.mark.parametrize("kind", ["flat", "ivf", "hnsw"])
+def test_every_dense_kind_filters_skips_deleted_rows_and_round_trips(kind, tmp_path):
+    vectors = _unit(3000, 32, 11)
+    queries = vectors[:10] + 0.01 * _unit(10, 32, 12)
+    index = DenseIndex.build(vectors, kind=kind)
+    assert index.kind == kind
+    _, rows = index.search(queries, 10)
+    assert np.mean([q in set(r) for q, r in enumerate(rows)]) >= 0.9  # each query's near twin is found
+    deleted = np.arange(0, 3000, 2)
+    _, rows = index.search(queries, 5, deleted=deleted)
+    assert ((rows % 2 == 1) | (rows == -1)).all()
+    _, rows = index.search(queries, 5, allowed=np.arange(100, 200), deleted=deleted)
+    found = rows[rows >= 0]
+    assert len(found) and ((found >= 100) & (found < 200) & (found % 2 == 1)).all()
+    index.add(_unit(5, 32, 13))
+    index.save(tmp_path)
+    loaded = DenseIndex.load(tmp_path)
+    assert loaded.kind == kind and len(loaded) == 3005
+    np.testing.assert_allclose(loaded.vector(3004), index.vector(3004), rtol=1e-6)
+
+
+def test_sparse_segments_equal_bm25s_and_a_rebuild():
+    import bm25s
+
+    rng = random.Random(3)
+    words = [f"w{i}" for i in range(150)]
+    docs = [[rng.choice(words[:rng.randint(5, 150)]) for _ in range(rng.randint(1, 25))] for _ in range(400)]
+    ref = bm25s.BM25(k1=1.2, b=0.75, method="lucene")
+    ref.index(docs, show_progress=False)
+    split = SparseIndex.build(docs[:250]).add_segment(docs[250:])
+    for _ in range(25):
+        query = [rng.choice(words) for _ in range(4)]
+        ids = [ref.vocab_dict[t] for t in query if t in ref.vocab_dict]
+        np.testing.assert_allclose(split.scores(query), ref.get_scores_from_ids(ids), atol=1e-4)
+    deleted = split.delete(np.arange(50, 120))
+    rebuilt = SparseIndex.build(docs[:50] + docs[120:])
+    for _ in range(25):
+        query = [rng.choice(words) for _ in range(4)]
+        got = deleted.scores(query)
+        assert (got[50:120] == 0).all()
+        np.testing.assert_allclose(np.concatenate([got[:50], got[120:]]), rebuilt.scores(query), atol=1e-5)
