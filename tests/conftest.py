@@ -50,3 +50,22 @@ def mini_docs(tmp_path) -> Path:
     target = tmp_path / "docs"
     shutil.copytree(DATA / "mini", target)
     return target
+
+
+def assert_clauses_cover(doc) -> None:
+    """Every clause equals the document at its span; spans are ordered and disjoint; every
+    visible character of the document is in a clause or a heading; ids are unique."""
+    from qa.clauses import chunk
+
+    clauses, headings = chunk(doc)
+    last_end = 0
+    for c in clauses:
+        assert doc.text[c.start:c.end] == c.text
+        assert c.start >= last_end and c.end > c.start
+        last_end = c.end
+    covered = set()
+    for span in [*clauses, *headings]:
+        covered.update(range(span.start, span.end))
+    lost = [i for i, ch in enumerate(doc.text) if not ch.isspace() and i not in covered]
+    assert not lost, (doc.text[lost[0]:lost[0] + 20], doc.text)
+    assert len({c.clause_id for c in clauses}) == len(clauses)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from qa.clauses import ChunkConfig, chunk
 from qa.types import Document
 
-from .conftest import NEWSPAPER, WEBPAGE
+from .conftest import NEWSPAPER, WEBPAGE, assert_clauses_cover
 
 
 def _doc(text: str, title: str = "测试文件") -> Document:
@@ -18,17 +18,7 @@ def _all_clauses(documents):
 
 def test_spans_match_text_and_are_ordered(real_documents):
     for doc in real_documents:
-        clauses, headings = chunk(doc)
-        last = 0
-        for c in clauses:
-            assert doc.text[c.start:c.end] == c.text
-            assert c.start >= last and c.end > c.start
-            last = c.end
-        covered = set()
-        for span in [*clauses, *headings]:
-            covered.update(range(span.start, span.end))
-        lost = [i for i, ch in enumerate(doc.text) if not ch.isspace() and i not in covered]
-        assert not lost, doc.text[lost[0]:lost[0] + 20]
+        assert_clauses_cover(doc)
 
 
 def test_ids_are_numbered_in_document_order(real_documents):

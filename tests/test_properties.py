@@ -11,6 +11,8 @@ from qa.clauses import chunk
 from qa.ingest import load_folder, parse_text
 from qa.ingest.clean import normalize
 
+from .conftest import assert_clauses_cover
+
 PIECES = ["科技", "企业", "创新", "成果转化", "重庆", "政策", "支持", "补贴", "1311家", "2024年", "abc", "Tech",
           "。", "，", "；", "！", "？", ";", ",", "!", "?", "、", "：", "“", "”", "（", "）", "(", ")", "《", "》",
           "一、", "二、", "（一）", "(二)", "1.", "2、", "（1）", "一是", "二是", "第一条", "第二章", "\n", "\n\n",
@@ -27,18 +29,7 @@ def _documents(text):
 @given(texts)
 def test_clause_spans_match_are_ordered_and_lose_nothing(text):
     for doc in _documents(text):
-        clauses, headings = chunk(doc)
-        last_end = 0
-        for c in clauses:
-            assert doc.text[c.start:c.end] == c.text
-            assert c.start >= last_end and c.end > c.start
-            last_end = c.end
-        covered = set()
-        for span in [*clauses, *headings]:
-            covered.update(range(span.start, span.end))
-        lost = [ch for i, ch in enumerate(doc.text) if not ch.isspace() and i not in covered]
-        assert not lost, (doc.text, lost)
-        assert len({c.clause_id for c in clauses}) == len(clauses)
+        assert_clauses_cover(doc)
 
 
 @SETTINGS
