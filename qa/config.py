@@ -26,6 +26,8 @@ class IndexConfig:
         context: index a clause that refers back ("该区…") together with the clause it refers to.
         crosslingual: translate English question words for BM25 through CC-CEDICT.
         k1, b: BM25 parameters.
+        backend: where vectors live: "local" (FAISS in the folder) or "milvus".
+        milvus_uri, collection: the Milvus Lite file or server URL, and the collection name.
     """
 
     encoder: str = DEFAULT
@@ -37,6 +39,9 @@ class IndexConfig:
     crosslingual: bool = True
     k1: float = 1.2
     b: float = 0.75
+    backend: str = "local"
+    milvus_uri: str = ""
+    collection: str = ""
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)

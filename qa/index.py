@@ -244,8 +244,13 @@ class Index:
             dense_kind: "auto" (by size), "flat" or "ivf".
         """
         started = time.perf_counter()
-        dense = DenseIndex.build(vectors, kind=dense_kind)
         sparse = SparseIndex.build(tokens, config.k1, config.b)
+        if config.backend == "milvus":
+            dense = _milvus(config, encoder.dim, create=True)
+            dense.upsert(np.arange(len(clauses)), [c.doc_id for c in clauses], _metas(documents, clauses),
+                         vectors, sparse.row_weights(0))
+        else:
+            dense = DenseIndex.build(vectors, kind=dense_kind)
         lexicon = crosslingual.build_lexicon(sparse.vocabulary(), tok.tokenize) if config.crosslingual else {}
         manifest = _manifest(config, encoder, corpus, documents, len(clauses), skipped, lexicon)
         manifest["seconds"] = {"embed": round(embed_seconds, 3)}
@@ -288,9 +293,17 @@ class Index:
         sparse = self.sparse.delete(drop)
         if clauses:
             sparse = sparse.add_segment(tokens)
-        dense = DenseIndex(_clone(self.dense))
-        if clauses:
-            dense.add(vectors)
+        if self.config.backend == "milvus":
+            dense = self.dense  # the collection changes in place; older views ignore rows they do not know
+            dense.delete(drop)
+            if clauses:
+                first = len(self.clauses)
+                dense.upsert(np.arange(first, first + len(clauses)), [c.doc_id for c in clauses],
+                             _metas(added, clauses), vectors, sparse.row_weights(len(sparse.segments) - 1))
+        else:
+            dense = DenseIndex(_clone(self.dense))
+            if clauses:
+                dense.add(vectors)
         lexicon = (crosslingual.build_lexicon(sparse.vocabulary(), tok.tokenize)
                    if self.config.crosslingual and clauses else self.lexicon)
         manifest = _manifest(self.config, encoder, corpus, documents, sparse.n, skipped, lexicon)
@@ -334,12 +347,17 @@ class Index:
             segments = [Segment.load(folder / "segments" / n) for n in manifest["segments"]]
             deleted = np.load(folder / "deleted.npy", allow_pickle=False)
             sparse = SparseIndex.load(folder, [s.folder for s in segments], deleted)
-            dense = DenseIndex.load(folder)
+            config = IndexConfig.from_json(manifest["config"])
+            if config.backend == "milvus":
+                dense = _milvus(config, manifest["encoder"]["dim"], create=False)
+            else:
+                dense = DenseIndex.load(folder)
             lexicon = crosslingual.load(folder)
         except (OSError, ValueError, KeyError, TypeError, RuntimeError) as exc:
             raise IndexCorrupt(f"{folder}: cannot be read ({type(exc).__name__}: {exc})") from exc
         rows = sum(len(s) for s in segments)
-        if not (rows == len(dense) == len(sparse)) or sparse.n != manifest["counts"]["clauses"]:
+        stored = len(dense) + (len(deleted) if getattr(dense, "kind", "") == "milvus" else 0)
+        if not (rows == stored == len(sparse)) or sparse.n != manifest["counts"]["clauses"]:
             raise IndexCorrupt(f"{folder}: {rows} clause rows, {len(dense)} vectors, {len(sparse)} BM25 rows, "
                                f"{sparse.n} live of {manifest['counts']['clauses']} expected: the parts do not match")
         return cls(folder, manifest, documents, segments, dense, sparse, lexicon)
@@ -356,7 +374,8 @@ class Index:
     def search_dense(self, vectors: np.ndarray, k: int, allowed: np.ndarray | None = None
                      ) -> list[list[Candidate]]:
         scores, rows = self.dense.search(vectors, k, allowed, self.deleted if len(self.deleted) else None)
-        return [[Candidate(int(r), float(s), dense=float(s)) for s, r in zip(srow, rrow) if r >= 0]
+        known = len(self.clauses)  # a shared Milvus collection may already hold a newer version's rows
+        return [[Candidate(int(r), float(s), dense=float(s)) for s, r in zip(srow, rrow) if 0 <= r < known]
                 for srow, rrow in zip(scores, rows)]
 
     def bm25_scores(self, question: str, tokens: list[str]) -> tuple[np.ndarray, bool]:
@@ -385,9 +404,43 @@ class Index:
                     (w.isascii() and bool(crosslingual.translate(w, self.lexicon, tok.STOPWORDS))))
         return known / len(words)
 
-    def search_bm25(self, scores: np.ndarray, k: int, allowed: np.ndarray | None = None) -> list[Candidate]:
+    def bm25_weights(self, question: str, tokens: list[str]) -> dict[int, float]:
+        """The question as a sparse BM25 vector (term id -> idf * count) for a vector store.
+
+        Translated English words enter as all their alternatives, each weighted by its share
+        of the group: a sparse store can only add, where ``bm25_scores`` takes the best
+        alternative; the candidates it finds are then ranked by ``bm25_scores``.
+        """
+        weights = self.sparse.query_weights([t for t in tokens if t in self.sparse])
+        foreign = [t for t in tokens if t.isascii() and t.isalpha() and t not in self.sparse]
+        if foreign and self.lexicon:
+            for group in crosslingual.translate(question, self.lexicon, tok.STOPWORDS):
+                for alternative in group:
+                    for t, w in self.sparse.query_weights(alternative).items():
+                        weights[t] = weights.get(t, 0.0) + w / len(group)
+        return weights
+
+    def search_bm25(self, scores: np.ndarray, k: int, allowed: np.ndarray | None = None,
+                    weights: dict[int, float] | None = None) -> list[Candidate]:
+        """Top-k clauses by BM25; ``scores`` are every row's (computed by ``bm25_scores``).
+
+        With the Milvus backend the candidates come from Milvus's sparse search with the
+        question's ``weights`` (``bm25_weights``), ranked by the same BM25 as locally.
+        """
+        if self.config.backend == "milvus" and weights is not None:
+            _, rows = self.dense.sparse_search(weights, k, allowed)
+            rows = np.asarray([r for r in rows if 0 <= r < len(scores)], dtype=np.int64)
+            order = rows[np.argsort(-scores[rows], kind="stable")] if len(rows) else rows
+            return [Candidate(int(r), float(scores[r]), bm25=float(scores[r])) for r in order if scores[r] > 0]
         top, rows = self.sparse.search([], k, allowed, scores=scores)
         return [Candidate(int(r), float(s), bm25=float(s)) for s, r in zip(top, rows)]
+
+    def row_of(self, clause_id: str) -> int:
+        """The live row of a clause id (-1 if it is not in the index)."""
+        for row in self._doc_rows.get(clause_id.rsplit("#", 1)[0], ()):
+            if self.clauses[int(row)].clause_id == clause_id:
+                return int(row)
+        return -1
 
     def neighbours(self, clause_id: str, before: int = 1, after: int = 1) -> list[Clause]:
         """The clause with up to ``before``/``after`` live clauses of the same document around it."""
@@ -432,11 +485,27 @@ def _manifest(config: IndexConfig, encoder: Encoder, corpus: dict[str, Any], doc
 def _write_common(folder: Path, documents: Sequence[Document], dense: DenseIndex, sparse: SparseIndex,
                   lexicon: crosslingual.Lexicon) -> None:
     _write_jsonl(folder / "documents.jsonl", (d.to_json() for d in documents))
-    dense.save(folder)
+    if isinstance(dense, DenseIndex):
+        dense.save(folder)
     store.checkpoint("dense-written")
     sparse.save_vocab(folder)
     np.save(folder / "deleted.npy", sparse.deleted_rows(), allow_pickle=False)
     crosslingual.save(lexicon, folder)
+
+
+def _milvus(config: IndexConfig, dim: int, create: bool):
+    from .backends.milvus import MilvusStore
+
+    if not config.milvus_uri or not config.collection:
+        raise IndexMismatch("the Milvus backend needs --milvus-uri and --collection")
+    opener = MilvusStore.create if create else MilvusStore.connect
+    return opener(config.milvus_uri, config.collection, dim)
+
+
+def _metas(documents: Sequence[Document], clauses: Sequence[Clause]) -> list[dict[str, str]]:
+    """The filterable fields of each clause's document (agency, date)."""
+    by_id = {d.doc_id: d.meta for d in documents}
+    return [by_id.get(c.doc_id, {}) for c in clauses]
 
 
 def _clone(dense: DenseIndex):

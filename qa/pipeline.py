@@ -290,7 +290,9 @@ class Pipeline:
                 notes.append(f"追问：结合上一问「{earlier[i][:40]}」检索 (follow-up: searched with the previous question)")
             if translated:
                 notes.append("英文词已通过词典译为中文参与关键词检索 (English words were looked up in CC-CEDICT for BM25)")
-            hits = self._rank(index, mode, k, vector, bm25_all, index.rows_of_documents(doc_ids))
+            weights = index.bm25_weights(text, tok.tokenize(text)) if (
+                mode != "dense" and index.config.backend == "milvus") else None
+            hits = self._rank(index, mode, k, vector, bm25_all, index.rows_of_documents(doc_ids), weights)
             confident = self._confident(index, text, hits)
             if not hits and mode == "bm25":
                 notes.append("没有关键词匹配 (no clause shares a word with the question)")
@@ -299,17 +301,22 @@ class Pipeline:
         return [replace(a, seconds=elapsed / max(1, len(answers))) for a in answers]
 
     def _rank(self, index: Index, mode: str, k: int, vector: np.ndarray | None, bm25_all: np.ndarray | None,
-              allowed: np.ndarray | None) -> list[Hit]:
+              allowed: np.ndarray | None, weights: dict[int, float] | None = None) -> list[Hit]:
         fetch = max(self.search_config.fetch_k, k)
+        if mode == "hybrid" and self.search_config.fusion == "rrf" and index.config.backend == "milvus":
+            # Milvus fuses on the server: its hybrid_search with an RRF ranker
+            scores, rows = index.dense.hybrid_rrf(vector, weights or {}, k, fetch, self.search_config.rrf_k, allowed)
+            ranked = [Candidate(int(r), float(s)) for s, r in zip(scores, rows) if 0 <= r < len(index.clauses)]
+            return self._hits(index, ranked, vector, bm25_all)
         dense = index.search_dense(vector[None], fetch, allowed)[0] if vector is not None else []
-        sparse = index.search_bm25(bm25_all, fetch, allowed) if bm25_all is not None else []
+        sparse = index.search_bm25(bm25_all, fetch, allowed, weights) if bm25_all is not None else []
         if mode == "dense":
             ranked = dense[:k]
         elif mode == "bm25":
             ranked = sparse[:k]
         else:
             ranked = self._fuse(index, dense, sparse, vector, bm25_all)[:k]
-        return [self._hit(index, n, c, vector, bm25_all) for n, c in enumerate(ranked, 1)]
+        return self._hits(index, ranked, vector, bm25_all)
 
     def _confident(self, index: Index, question: str, hits: list[Hit]) -> bool:
         """Whether the best hit is a real match, by the floors measured on the labelled set.
@@ -348,18 +355,23 @@ class Pipeline:
             fused = rrf([[c.row for c in dense], [c.row for c in sparse]], k=cfg.rrf_k)
             return [Candidate(int(row), score) for row, score in fused]
         rows = list(dict.fromkeys([c.row for c in dense] + [c.row for c in sparse]))
-        known = {c.row: c.score for c in dense}
-        cosine = np.array([known[r] if r in known else float(index.dense.vector(r) @ vector) for r in rows])
+        cosine = _cosines(index, rows, vector, {c.row: c.score for c in dense})
         scores = convex(cosine, bm25_all[rows], cfg.alpha)
         order = np.argsort(-scores, kind="stable")
         return [Candidate(rows[i], float(scores[i])) for i in order]
 
-    def _hit(self, index: Index, rank: int, cand: Candidate, vector: np.ndarray | None,
-             bm25_all: np.ndarray | None) -> Hit:
-        clause = index.clauses[cand.row]
-        dense = float(index.dense.vector(cand.row) @ vector) if vector is not None else None
-        bm25 = float(bm25_all[cand.row]) if bm25_all is not None else None
-        return Hit(rank=rank, score=cand.score, clause=clause, citation=self.citation(clause), dense=dense, bm25=bm25)
+    def _hits(self, index: Index, ranked: list[Candidate], vector: np.ndarray | None,
+              bm25_all: np.ndarray | None) -> list[Hit]:
+        rows = [c.row for c in ranked]
+        cosine = _cosines(index, rows, vector, {c.row: c.dense for c in ranked if c.dense is not None}) \
+            if vector is not None else [None] * len(rows)
+        hits = []
+        for rank, (cand, dense) in enumerate(zip(ranked, cosine), 1):
+            clause = index.clauses[cand.row]
+            bm25 = float(bm25_all[cand.row]) if bm25_all is not None else None
+            hits.append(Hit(rank=rank, score=cand.score, clause=clause, citation=self.citation(clause),
+                            dense=None if dense is None else float(dense), bm25=bm25))
+        return hits
 
     # -- lookups for the UI -------------------------------------------------------------
 
@@ -372,6 +384,14 @@ class Pipeline:
 
     def neighbours(self, clause_id: str, before: int = 1, after: int = 1) -> list[Clause]:
         return self.index.neighbours(clause_id, before, after)
+
+
+def _cosines(index: Index, rows: list[int], vector: np.ndarray, known: dict[int, float]) -> np.ndarray:
+    """Cosine similarity of the question to each row, reading the missing vectors in one call."""
+    missing = [r for r in rows if r not in known]
+    if missing:
+        known = {**known, **dict(zip(missing, (index.dense.vectors(np.asarray(missing)) @ vector).tolist()))}
+    return np.array([known[r] for r in rows], dtype=np.float64)
 
 
 def build_index(corpus: Corpus, index_dir: Path, config: IndexConfig, encoder: Encoder | None = None,

@@ -136,6 +136,27 @@ class SparseIndex:
     def deleted_rows(self) -> np.ndarray:
         return np.flatnonzero(~self.live)
 
+    def row_weights(self, segment: int) -> list[dict[int, float]]:
+        """Each row's BM25 weights, term id -> tf / (tf + k1 * (1 - b + b * len / avgdl)),
+        for rows of one segment (what a sparse-vector store keeps per row)."""
+        seg, base = self.segments[segment], int(self.offsets[segment])
+        terms = np.repeat(np.arange(len(seg.indptr) - 1), np.diff(seg.indptr))
+        values = seg.tf / (seg.tf + self.norm[seg.rows.astype(np.int64) + base])
+        out: list[dict[int, float]] = [{} for _ in range(len(seg))]
+        for row, term, value in zip(seg.rows.tolist(), terms.tolist(), values.tolist()):
+            out[row][term] = value
+        return out
+
+    def query_weights(self, tokens: list[str]) -> dict[int, float]:
+        """A question's BM25 weights, term id -> idf * count: their inner product with
+        ``row_weights`` is the row's BM25 score."""
+        weights: dict[int, float] = {}
+        for token in tokens:
+            t = self.vocab.get(token)
+            if t is not None and self.df[t] > 0:
+                weights[t] = weights.get(t, 0.0) + float(self.idf[t])
+        return weights
+
     # -- querying ------------------------------------------------------------------------
 
     def __len__(self) -> int:
