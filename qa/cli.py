@@ -11,8 +11,8 @@ import json
 import logging
 import os
 import sys
-import warnings
 import time
+import warnings
 from dataclasses import replace
 from pathlib import Path
 
