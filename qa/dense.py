@@ -118,6 +118,10 @@ class DenseIndex:
         del keep
         return scores, rows
 
+    def similarities(self, vector: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        """Inner product of ``vector`` with each of ``rows``."""
+        return self.vectors(np.asarray(rows)) @ vector
+
     def vector(self, row: int) -> np.ndarray:
         return self._index.reconstruct(int(row))
 

@@ -390,7 +390,7 @@ def _cosines(index: Index, rows: list[int], vector: np.ndarray, known: dict[int,
     """Cosine similarity of the question to each row, reading the missing vectors in one call."""
     missing = [r for r in rows if r not in known]
     if missing:
-        known = {**known, **dict(zip(missing, (index.dense.vectors(np.asarray(missing)) @ vector).tolist()))}
+        known = {**known, **dict(zip(missing, index.dense.similarities(vector, np.asarray(missing)).tolist()))}
     return np.array([known[r] for r in rows], dtype=np.float64)
 
 

@@ -137,6 +137,14 @@ class MilvusStore:
                                       search_params={"metric_type": "IP"})
         return _arrays(results, k)
 
+    def similarities(self, vector: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        """Inner product of ``vector`` with each of ``rows``: one filtered search, no vectors fetched."""
+        if not len(rows):
+            return np.zeros(0, np.float64)
+        scores, found = self.search(vector[None], len(rows), allowed=np.asarray(rows))
+        by_row = {int(r): float(s) for s, r in zip(scores[0], found[0]) if r >= 0}
+        return np.asarray([by_row.get(int(r), 0.0) for r in rows], dtype=np.float64)
+
     def vector(self, row: int) -> np.ndarray:
         return self.vectors(np.asarray([row]))[0]
 
