@@ -225,6 +225,10 @@ class Pipeline:
         """
         def loop() -> None:
             last = self.corpus.signature() if self.corpus else None
+            try:  # load the clause encoder now, not when the first edit arrives (5-7 s for torch)
+                load_encoder(self.index.config.encoder)
+            except QAError as exc:
+                log.warning("the clause encoder could not be loaded: %s", exc)
             while True:
                 time.sleep(interval)
                 try:

@@ -101,7 +101,9 @@ def encode_cached(encoder: Encoder, texts: Sequence[str], cache: EmbeddingCache 
     unique: dict[str, list[int]] = {}
     for i in todo:
         unique.setdefault(texts[i], []).append(i)
-    pending = list(unique)
+    # similar lengths side by side: a batch is padded to its longest text, so mixing a
+    # 20-character clause with a 300-character one wastes most of the batch's work
+    pending = sorted(unique, key=len)
     for start in range(0, len(pending), batch_size):
         batch = pending[start:start + batch_size]
         vectors = encode(batch)
