@@ -75,6 +75,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--milvus-uri", default=None, help="Milvus Lite file (./milvus.db) or server (http://HOST:19530); "
                                                      "a token is read from QA_MILVUS_TOKEN")
     p.add_argument("--collection", default=None, help="Milvus collection (default: the index folder's name)")
+    p.add_argument("--milvus-bm25", choices=["ours", "builtin"], default=None,
+                   help="BM25 in Milvus: ours (default: our jieba tokens and scores as sparse vectors) or "
+                        "builtin (Milvus >= 2.5's BM25 function with its chinese analyzer; scores differently)")
     p.set_defaults(func=cmd_index)
 
     p = sub.add_parser("ask", help="answer one question with cited clauses")
@@ -178,7 +181,9 @@ def cmd_index(args: argparse.Namespace) -> int:
             "" if args.encoder else IndexConfig().query_encoder)
     if args.backend:
         changes["backend"] = args.backend
-    if args.backend == "milvus" or args.milvus_uri or args.collection:
+    if args.milvus_bm25:
+        changes["milvus_bm25"] = args.milvus_bm25
+    if args.backend == "milvus" or args.milvus_uri or args.collection or args.milvus_bm25:
         changes["backend"] = "milvus"
         changes["milvus_uri"] = args.milvus_uri or config.milvus_uri or str(args.index.parent / "milvus.db")
         changes["collection"] = args.collection or config.collection or _collection_name(args.index)

@@ -28,6 +28,8 @@ class IndexConfig:
         k1, b: BM25 parameters.
         backend: where vectors live: "local" (FAISS in the folder) or "milvus".
         milvus_uri, collection: the Milvus Lite file or server URL, and the collection name.
+        milvus_bm25: "ours" (our tokens and BM25, as sparse vectors) or "builtin" (Milvus's BM25
+            function over its chinese analyzer; scores differently).
     """
 
     encoder: str = DEFAULT
@@ -42,6 +44,7 @@ class IndexConfig:
     backend: str = "local"
     milvus_uri: str = ""
     collection: str = ""
+    milvus_bm25: str = "ours"
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)

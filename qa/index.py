@@ -49,6 +49,8 @@ log = logging.getLogger(__name__)
 COMPACT_DELETED_SHARE = 0.25
 COMPACT_MIN_DELETED = 1000
 COMPACT_SEGMENTS = 16
+#: Clauses scored by Milvus's built-in BM25 per question (the others count 0).
+BUILTIN_FETCH = 200
 
 
 def embed_text(clause: Clause, config: IndexConfig, context: str = "") -> str:
@@ -248,7 +250,7 @@ class Index:
         if config.backend == "milvus":
             dense = _milvus(config, encoder.dim, create=True)
             dense.upsert(np.arange(len(clauses)), [c.doc_id for c in clauses], _metas(documents, clauses),
-                         vectors, sparse.row_weights(0))
+                         vectors, sparse.row_weights(0), _texts(clauses, config))
         else:
             dense = DenseIndex.build(vectors, kind=dense_kind)
         lexicon = crosslingual.build_lexicon(sparse.vocabulary(), tok.tokenize) if config.crosslingual else {}
@@ -299,7 +301,8 @@ class Index:
             if clauses:
                 first = len(self.clauses)
                 dense.upsert(np.arange(first, first + len(clauses)), [c.doc_id for c in clauses],
-                             _metas(added, clauses), vectors, sparse.row_weights(len(sparse.segments) - 1))
+                             _metas(added, clauses), vectors, sparse.row_weights(len(sparse.segments) - 1),
+                             _texts(clauses, self.config))
         else:
             dense = DenseIndex(_clone(self.dense))
             if clauses:
@@ -384,6 +387,12 @@ class Index:
         English words that are not in the vocabulary are looked up in the dictionary
         (see ``qa.crosslingual``) and scored as groups of Chinese alternatives.
         """
+        if self.config.backend == "milvus" and self.config.milvus_bm25 == "builtin":
+            scores = np.zeros(len(self.clauses), dtype=np.float32)
+            found, rows = self.dense.text_search(question, BUILTIN_FETCH)
+            inside = rows < len(scores)
+            scores[rows[inside]] = found[inside]
+            return scores, False
         foreign = [t for t in tokens if t.isascii() and t.isalpha() and t not in self.sparse]
         groups = crosslingual.translate(question, self.lexicon, tok.STOPWORDS) if foreign and self.lexicon else []
         if not groups:
@@ -427,7 +436,7 @@ class Index:
         With the Milvus backend the candidates come from Milvus's sparse search with the
         question's ``weights`` (``bm25_weights``), ranked by the same BM25 as locally.
         """
-        if self.config.backend == "milvus" and weights is not None:
+        if self.config.backend == "milvus" and self.config.milvus_bm25 != "builtin" and weights is not None:
             _, rows = self.dense.sparse_search(weights, k, allowed)
             rows = np.asarray([r for r in rows if 0 <= r < len(scores)], dtype=np.int64)
             order = rows[np.argsort(-scores[rows], kind="stable")] if len(rows) else rows
@@ -498,8 +507,13 @@ def _milvus(config: IndexConfig, dim: int, create: bool):
 
     if not config.milvus_uri or not config.collection:
         raise IndexMismatch("the Milvus backend needs --milvus-uri and --collection")
-    opener = MilvusStore.create if create else MilvusStore.connect
-    return opener(config.milvus_uri, config.collection, dim)
+    if create:
+        return MilvusStore.create(config.milvus_uri, config.collection, dim, config.milvus_bm25 == "builtin")
+    return MilvusStore.connect(config.milvus_uri, config.collection, dim)
+
+
+def _texts(clauses: Sequence[Clause], config: IndexConfig) -> list[str] | None:
+    return [c.text for c in clauses] if config.milvus_bm25 == "builtin" else None
 
 
 def _metas(documents: Sequence[Document], clauses: Sequence[Clause]) -> list[dict[str, str]]:

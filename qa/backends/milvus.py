@@ -28,7 +28,7 @@ from ..errors import MissingDependency, QAError
 log = logging.getLogger(__name__)
 
 TOKEN_ENV = "QA_MILVUS_TOKEN"
-DENSE, SPARSE = "dense", "sparse"
+DENSE, SPARSE, TEXT, BUILTIN = "dense", "sparse", "text", "bm25_builtin"
 
 
 def _client(uri: str):
@@ -61,9 +61,15 @@ class MilvusStore:
         self._count: int | None = None
 
     @classmethod
-    def create(cls, uri: str, collection: str, dim: int) -> "MilvusStore":
-        """A new, empty collection (an existing one of that name is replaced)."""
-        from pymilvus import DataType
+    def create(cls, uri: str, collection: str, dim: int, builtin_bm25: bool = False) -> "MilvusStore":
+        """A new, empty collection (an existing one of that name is replaced).
+
+        Args:
+            builtin_bm25: also keep each clause's text with Milvus's own BM25 function over its
+                ``chinese`` analyzer (Milvus >= 2.5). It scores differently from our BM25: its own
+                tokenizer, no character bigrams, no English translation.
+        """
+        from pymilvus import DataType, Function, FunctionType
 
         store = cls(uri, collection, dim)
         client = store._client
@@ -79,6 +85,13 @@ class MilvusStore:
         params = client.prepare_index_params()
         params.add_index(DENSE, index_type="FLAT", metric_type="IP")
         params.add_index(SPARSE, index_type="SPARSE_INVERTED_INDEX", metric_type="IP")
+        if builtin_bm25:
+            schema.add_field(TEXT, DataType.VARCHAR, max_length=8192, enable_analyzer=True,
+                             analyzer_params={"type": "chinese"})
+            schema.add_field(BUILTIN, DataType.SPARSE_FLOAT_VECTOR)
+            schema.add_function(Function(name="bm25", function_type=FunctionType.BM25, input_field_names=[TEXT],
+                                         output_field_names=[BUILTIN]))
+            params.add_index(BUILTIN, index_type="SPARSE_INVERTED_INDEX", metric_type="BM25")
         client.create_collection(collection, schema=schema, index_params=params)
         return store
 
@@ -97,7 +110,8 @@ class MilvusStore:
     # -- writing --------------------------------------------------------------------------
 
     def upsert(self, rows: np.ndarray, doc_ids: Sequence[str], metas: Sequence[dict[str, str]],
-               vectors: np.ndarray, weights: Sequence[dict[int, float]], batch: int = 2000) -> None:
+               vectors: np.ndarray, weights: Sequence[dict[int, float]], texts: Sequence[str] | None = None,
+               batch: int = 2000) -> None:
         for start in range(0, len(rows), batch):
             data = [{"row": int(r), "doc_id": d, "agency": m.get("agency", "")[:250],
                      "date": (m.get("published") or m.get("written") or m.get("date", ""))[:60],
@@ -105,6 +119,9 @@ class MilvusStore:
                     for r, d, m, v, w in zip(rows[start:start + batch], doc_ids[start:start + batch],
                                              metas[start:start + batch], vectors[start:start + batch],
                                              weights[start:start + batch])]
+            if texts is not None:
+                for item, text in zip(data, texts[start:start + batch]):
+                    item[TEXT] = text[:8000]
             self._client.upsert(self.collection, data)
         self._client.flush(self.collection)
         self._count = None
@@ -166,6 +183,17 @@ class MilvusStore:
                                       filter=_rows_filter(allowed), search_params={"metric_type": "IP"})
         scores, rows = _arrays(results, k)
         keep = scores[0] > 0
+        return scores[0][keep], rows[0][keep]
+
+    def text_search(self, question: str, k: int, allowed: np.ndarray | None = None
+                    ) -> tuple[np.ndarray, np.ndarray]:
+        """Top-k rows by Milvus's own BM25 over its ``chinese`` analyzer (``builtin_bm25`` collections)."""
+        if allowed is not None and not len(allowed):
+            return np.zeros(0, np.float32), np.zeros(0, np.int64)
+        results = self._client.search(self.collection, data=[question], anns_field=BUILTIN, limit=max(1, k),
+                                      filter=_rows_filter(allowed), search_params={"metric_type": "BM25"})
+        scores, rows = _arrays(results, k)
+        keep = rows[0] >= 0
         return scores[0][keep], rows[0][keep]
 
     def hybrid_rrf(self, vector: np.ndarray, weights: dict[int, float], k: int, fetch: int, rrf_k: int = 60,
