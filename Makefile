@@ -31,5 +31,11 @@ test: setup
 test-fast: setup
 	$(VENV)/bin/python -m pytest -q -m "not slow and not browser"
 
+# the performance harness: `make bench` (quick, < 5 min) or `make bench MODE=full` (1M clauses, ~1 h)
+MODE ?= quick
+bench: setup
+	$(VENV)/bin/qa models build
+	$(VENV)/bin/python bench/run.py --$(MODE)
+
 clean:
 	rm -rf $(VENV) index/main index/.main.* index/cache

@@ -33,19 +33,13 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+from measure import cpu_pressure  # noqa: E402
+
 N_PASSAGES = 500
 BATCH = 32
 N_QUERIES = 50
 ROUNDS = 3
-
-
-def cpu_pressure() -> float | None:
-    """% of the last 10 s in which some runnable task waited for a CPU (Linux PSI); > ~10 = contention."""
-    try:
-        first = Path("/proc/pressure/cpu").read_text().splitlines()[0]
-        return float(first.split("avg10=")[1].split()[0])
-    except (OSError, IndexError, ValueError):
-        return None
 
 
 def corpus() -> tuple[list[str], list[str], list[str]]:

@@ -135,7 +135,7 @@ def build_lexicon(vocabulary: Iterable[str], tokenize: Callable[[str], list[str]
     ranked: dict[str, dict[str, int]] = {}
     for word, key, rank in _senses(path):
         if word not in tokens_of:
-            toks = tokenize(word) if set(word) <= chars else []
+            toks = list(_tokens(tokenize, word)) if set(word) <= chars else []
             tokens_of[word] = toks if toks and all(t in vocab for t in toks) else None
         if tokens_of[word] is not None:
             best = ranked.setdefault(key, {})
@@ -145,6 +145,13 @@ def build_lexicon(vocabulary: Iterable[str], tokenize: Callable[[str], list[str]
         order = sorted(words.items(), key=lambda kv: (kv[1], -len(kv[0])))[:MAX_ALTERNATIVES]
         lexicon[key] = [tokens_of[w] for w, _ in order]  # type: ignore[misc]
     return lexicon
+
+
+@lru_cache(maxsize=400_000)
+def _tokens(tokenize: Callable[[str], list[str]], word: str) -> tuple[str, ...]:
+    """A dictionary word's tokens, kept for the process: every index update rebuilds the
+    lexicon, and re-cutting ~15,000 words with jieba took 0.45 s of a 0.7 s update of docs/."""
+    return tuple(tokenize(word))
 
 
 def save(lexicon: Lexicon, folder: Path) -> None:

@@ -227,6 +227,7 @@ class Pipeline:
             last = self.corpus.signature() if self.corpus else None
             try:  # load the clause encoder now, not when the first edit arrives (5-7 s for torch)
                 load_encoder(self.index.config.encoder)
+                self.index.warm_up()
             except QAError as exc:
                 log.warning("the clause encoder could not be loaded: %s", exc)
             while True:

@@ -58,3 +58,18 @@ def test_many_updates_compact_into_one_segment(tmp_path, mini_docs):
     hits = pipe.ask("补贴标准每千瓦", k=3, mode="bm25").hits
     assert f"{300 + COMPACT_SEGMENTS}元" in hits[0].clause.text
     assert sum(1 for h in hits if "修订" in h.clause.text) == 1  # only the live version
+
+
+def test_warm_up_prepares_the_lexicon_an_update_rebuilds(tmp_path, mini_docs):
+    from qa import crosslingual
+
+    pipe = _open(tmp_path, mini_docs)
+    crosslingual._tokens.cache_clear()
+    pipe.index.warm_up()
+    warmed = crosslingual._tokens.cache_info()
+    assert warmed.currsize > 0
+    (mini_docs / "new.txt").write_text("新增一条政策：对首次认定的企业奖励20万元。", encoding="utf-8")
+    assert pipe.refresh()
+    after = crosslingual._tokens.cache_info()
+    assert after.hits >= warmed.currsize  # the update re-used the words cut during the warm-up
+    assert pipe.index.lexicon == Index.load(pipe.index.folder).lexicon
