@@ -129,6 +129,8 @@ class Pipeline:
         self.search_config = search
         self.query_cache: EmbeddingCache | None = None  # set by evaluation, which repeats questions
         self._rebuild_lock = threading.Lock()
+        #: set once ``watch`` has loaded the clause encoder, so that an edit is picked up fast
+        self.watch_ready = threading.Event()
 
     # -- opening and rebuilding -------------------------------------------------------
 
@@ -225,11 +227,13 @@ class Pipeline:
         """
         def loop() -> None:
             last = self.corpus.signature() if self.corpus else None
-            try:  # load the clause encoder now, not when the first edit arrives (5-7 s for torch)
+            try:  # load the clause encoder now, not when the first edit arrives (5-9 s for torch)
                 load_encoder(self.index.config.encoder)
                 self.index.warm_up()
             except QAError as exc:
                 log.warning("the clause encoder could not be loaded: %s", exc)
+            finally:
+                self.watch_ready.set()
             while True:
                 time.sleep(interval)
                 try:
