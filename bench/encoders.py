@@ -101,13 +101,17 @@ def worker(kind: str, folder: str, out: str) -> None:
         def queries(texts):
             return model.query(texts)
     else:
+        import torch
         from sentence_transformers import SentenceTransformer
 
-        model = SentenceTransformer(folder, device="cpu", local_files_only=True)
+        # "st-bf16": the same folder computed in bfloat16 (weights cast on load)
+        dtype = {"model_kwargs": {"dtype": torch.bfloat16}} if kind == "st-bf16" else {}
+        model = SentenceTransformer(folder, device="cpu", local_files_only=True, **dtype)
 
         def encode(texts, prompt):
-            return model.encode(texts, prompt_name=prompt, batch_size=BATCH, convert_to_numpy=True,
-                                normalize_embeddings=True, show_progress_bar=False)
+            vectors = model.encode(texts, prompt_name=prompt, batch_size=BATCH, convert_to_tensor=True,
+                                   normalize_embeddings=True, show_progress_bar=False)
+            return vectors.float().numpy()
 
         def passages(texts):
             return encode(texts, "passage")
@@ -230,6 +234,8 @@ def versions() -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--dtypes", default="float32,bfloat16", help="stored precisions of the converted folder")
+    parser.add_argument("--no-bf16-compute", dest="bf16_compute", action="store_false",
+                        help="skip the float32 folder computed in bfloat16")
     parser.add_argument("--out", default=str(ROOT / "bench/results/encoders.json"))
     parser.add_argument("--worker", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -264,6 +270,12 @@ def main() -> None:
                          **agreement(ref, emb, clauses, questions, folder, engine)})
             if long is None:
                 long = long_inputs(ref, emb, long_texts, folder, engine)
+            if dtype == "float32" and args.bf16_compute:
+                figures = run_worker("st-bf16", str(folder), scratch)
+                emb = np.load(scratch / "st-bf16.npz")
+                rows.append({"model": "sentence-transformers", "precision": "float32 stored, bfloat16 compute",
+                             "build_s": None, "folder_mb": round(folder_mb(folder), 1), **figures,
+                             **agreement(ref, emb, clauses, questions, folder, engine)})
             shutil.rmtree(folder)  # ~470 MB each
 
     result = {"date_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "versions": versions(),
