@@ -74,17 +74,20 @@ class OnnxEncoder(PrefixedEncoder):
         self.batch_size = batch_size
 
     def _encode(self, texts: list[str]) -> np.ndarray:
-        out = []
-        for start in range(0, len(texts), self.batch_size):
-            rows = [self._cut(e.ids) for e in self._tokenizer.encode_batch(texts[start:start + self.batch_size])]
-            ids = np.zeros((len(rows), max(map(len, rows))), dtype=np.int64)
+        rows = [self._cut(e.ids) for e in self._tokenizer.encode_batch(texts)]
+        order = np.argsort([len(r) for r in rows], kind="stable")  # batches of like lengths: less padding
+        out = np.empty((len(rows), self.dim), dtype=np.float32)
+        for start in range(0, len(rows), self.batch_size):
+            chosen = order[start:start + self.batch_size]
+            batch = [rows[i] for i in chosen]
+            ids = np.zeros((len(batch), max(map(len, batch))), dtype=np.int64)
             mask = np.zeros_like(ids)
-            for row, tokens in enumerate(rows):
+            for row, tokens in enumerate(batch):
                 ids[row, :len(tokens)] = tokens
                 mask[row, :len(tokens)] = 1
             embeds = np.asarray(self._table[ids], dtype=np.float32)  # padding rows are masked out
-            out.append(self._session.run(None, {"inputs_embeds": embeds, "attention_mask": mask})[0])
-        return np.concatenate(out)
+            out[chosen] = self._session.run(None, {"inputs_embeds": embeds, "attention_mask": mask})[0]
+        return out
 
     def _cut(self, ids: list[int]) -> list[int]:
         """The first ``max_tokens - 1`` tokens and the closing special token, as sentence-transformers cuts."""
