@@ -14,6 +14,7 @@ import logging
 import os
 import re
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -304,7 +305,10 @@ def _original_name(path: Path) -> str:
 def launch(pipeline: Pipeline, host: str = "127.0.0.1", port: int = 7860, watch: bool = True) -> None:
     """Serve the UI; rebuild the index in the background when the documents change."""
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
-    pipeline.warm_up()  # before listening: the first question is answered at full speed
+    # The first question's one-off costs (jieba's dictionary, 0.5 s) are paid while Gradio
+    # builds the page and starts its server, which spends part of that time waiting.
+    warming = threading.Thread(target=pipeline.warm_up, name="qa-warm-up", daemon=True)
+    warming.start()
     demo = build_app(pipeline)
     # Retrieval is ~10 ms of CPU per question on 2 cores: 4 at a time keeps both cores busy
     # without piling up; 256 waiting requests at most, beyond which clients are told to retry.
@@ -315,6 +319,7 @@ def launch(pipeline: Pipeline, host: str = "127.0.0.1", port: int = 7860, watch:
     demo.launch(server_name=host, server_port=port, ssr_mode=False, footer_links=[], show_error=False,
                 theme=demo.qa_theme, css=demo.qa_css, max_file_size="20mb", quiet=False,
                 state_session_capacity=int(os.environ.get("QA_SESSIONS", "1000")), prevent_thread_lock=True)
+    warming.join()
     # The watcher loads the clause encoder (torch, 5-8 s of CPU) once the server is up, so that
     # importing it does not hold back starting the server and answering the first question.
     if watch and pipeline.corpus is not None:
