@@ -282,9 +282,8 @@ def main() -> None:
             if dtype == "float32":
                 from qa.encoders import onnxrt
 
-                weights = onnxrt.describe_model(str(folder))["weights"]
                 started = time.perf_counter()
-                graph = onnxrt.export(folder, weights, force=True)
+                graph = onnxrt.export(folder, force=True)
                 export_s = time.perf_counter() - started
                 figures = run_worker("onnx", str(folder), scratch)
                 emb = np.load(scratch / "onnx.npz")

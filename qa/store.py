@@ -13,6 +13,7 @@ import json
 import logging
 import os
 import shutil
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -84,6 +85,30 @@ def publish(target: Path, write: Callable[[Path], dict[str, Any]],
         raise
     _remove_old_versions(target, keep=version)
     return version
+
+
+def replace_folder(work: Path, target: Path, is_current: Callable[[], bool]) -> None:
+    """Rename the finished folder ``work`` to ``target`` (models, exported graphs).
+
+    An existing ``target`` is moved aside first and deleted once the new folder is in place,
+    or put back if the rename fails. ``is_current()`` tells whether a failed rename lost to
+    another process that has just put the same folder there, which is success.
+    """
+    aside = None
+    if target.exists():
+        aside = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
+        os.rename(target, aside / "folder")
+    try:
+        os.rename(work, target)
+    except OSError:
+        if is_current():
+            return
+        if aside is not None and not target.exists():
+            os.rename(aside / "folder", target)
+        raise
+    finally:
+        if aside is not None:
+            shutil.rmtree(aside, ignore_errors=True)
 
 
 def _write_json_durably(path: Path, data: dict[str, Any]) -> None:

@@ -34,6 +34,22 @@ def real_documents():
 
 
 @pytest.fixture(scope="session")
+def corpus() -> tuple[list[str], list[str]]:
+    """Every clause of docs/ and every labelled question: the texts encoders are checked on."""
+    import json
+
+    from qa.clauses import chunk
+    from qa.ingest import load_folder
+
+    docs, _ = load_folder(DOCS)
+    clauses = [c.text for d in docs for c in chunk(d)[0]]
+    lines = (DOCS / "eval/questions.jsonl").read_text(encoding="utf-8").splitlines()
+    questions = [json.loads(line)["question"] for line in lines if line.strip()]
+    assert len(clauses) >= 20 and len(questions) >= 20
+    return clauses, questions
+
+
+@pytest.fixture(scope="session")
 def pipeline(tmp_path_factory):
     """The product path: docs/ indexed with the default encoders into a temporary folder."""
     from qa import Corpus, Pipeline

