@@ -6,7 +6,7 @@ export HF_HUB_OFFLINE := 1
 export HF_HUB_DISABLE_TELEMETRY := 1
 export GRADIO_ANALYTICS_ENABLED := False
 
-.PHONY: run test test-fast setup index eval bench clean
+.PHONY: run test test-fast setup index eval bench tune accuracy clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
@@ -36,6 +36,24 @@ MODE ?= quick
 bench: setup
 	$(VENV)/bin/qa models build
 	$(VENV)/bin/python bench/run.py --$(MODE)
+
+# fusion weights and no-match floors, chosen on the dev splits only -> bench/results/tuning.json
+tune: setup
+	$(VENV)/bin/qa models build
+	$(VENV)/bin/python bench/tune.py
+
+# the README's accuracy figures, on the test splits -> bench/results/accuracy/*/report.json
+SHARED ?= ../shared
+RESULTS := bench/results/accuracy
+accuracy: setup
+	$(VENV)/bin/qa models build
+	$(VENV)/bin/qa eval --split test --passages --out $(RESULTS)/labelled-test
+	$(VENV)/bin/qa eval --questions docs/eval/reading.jsonl --split test --passages --out $(RESULTS)/reading-test
+	$(VENV)/bin/qa eval --benchmark $(SHARED)/benchmarks/cmrc2018 --split test --passages --out $(RESULTS)/cmrc2018-test
+	$(VENV)/bin/qa eval --benchmark $(SHARED)/benchmarks/drcd_zhs --split test --passages --out $(RESULTS)/drcd_zhs-test
+	$(VENV)/bin/qa eval --benchmark $(SHARED)/benchmarks/cmrc2018 --split all --out $(RESULTS)/cmrc2018-all
+	$(VENV)/bin/qa eval --benchmark $(SHARED)/benchmarks/drcd_zhs --split all --out $(RESULTS)/drcd_zhs-all
+	$(VENV)/bin/python bench/accuracy.py --write
 
 clean:
 	rm -rf $(VENV) index/main index/.main.* index/cache

@@ -33,6 +33,7 @@ DEFAULT_QUESTIONS = Path("docs/eval/questions.jsonl")
 def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)
     configure_logging(args.verbose)
     try:
         return args.func(args)
@@ -116,9 +117,14 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--modes", default="hybrid,dense,bm25")
     p.add_argument("-k", default="1,3,5,10", help="cut-offs for recall (default 1,3,5,10)")
     p.add_argument("--limit", type=int, help="only an evenly spread subset of N benchmark questions")
+    p.add_argument("--split", choices=["test", "dev", "all"], default=None,
+                   help="which part of the questions to score (default test: tuned numbers are chosen on dev, "
+                        "see qa/evaluate/splits.py; all for --feedback)")
     p.add_argument("--out", type=Path, help="report folder (default: reports/NAME)")
     p.add_argument("--compare", type=Path, metavar="OLD.json", help="print which questions changed against "
                                                                      "an earlier report.json")
+    p.add_argument("--passages", action="store_true", help="also compare at passage level against whole-passage "
+                   "dense and character-bigram BM25 baselines (qa/evaluate/passages.py)")
     p.add_argument("--check", action="store_true", help="only verify that every gold quote is in the documents")
     p.add_argument("--feedback", type=Path, metavar="FEEDBACK.jsonl", help="turn the UI's 👍 votes into labelled "
                    "questions (written to the report folder) and evaluate on them")
@@ -326,7 +332,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
         index_seconds = time.perf_counter() - started
         questions = [q for b in args.benchmark for q in ev.load_benchmark(b, args.limit)]
     else:
-        name = "feedback" if args.feedback else "labelled"
+        name = "feedback" if args.feedback else (
+            "labelled" if args.questions == DEFAULT_QUESTIONS else args.questions.stem)
         index_dir = args.index or DEFAULT_INDEX
         started = time.perf_counter()
         pipe = Pipeline.open(index_dir, Corpus(args.docs or DEFAULT_DOCS, "folder"), progress=True)
@@ -347,22 +354,54 @@ def cmd_eval(args: argparse.Namespace) -> int:
             spans = sum(len(q.spans) for q in questions)
             print(f"ok: {len(questions)} questions, {spans} gold spans, all found in the documents")
             return 0
+    args.split = args.split or ("all" if args.feedback else "test")
+    everything = len(questions)
+    questions = ev.select(questions, args.split)
+    if not questions:
+        raise QAError(f"no {args.split} questions in this set")
+    print(f"split: {args.split} ({len(questions)} of {everything} questions)")
     pipe.query_cache = cache_for(index_dir)
     report = ev.run_eval(pipe, questions, name, modes=modes, ks=ks)
+    report["split"] = {"name": args.split, "questions": len(questions), "of": everything,
+                       "seed": ev.SEED, "test_share": ev.TEST_SHARE}
     if not args.benchmark and not args.feedback:
         offtopic_path = args.questions.parent / "offtopic.jsonl"
-        offtopic = [r["question"] for r in _read_queries(offtopic_path)] if offtopic_path.exists() else []
-        report["calibration"] = ev.calibrate(pipe, questions, offtopic)
+        offtopic = ev.select(_read_queries(offtopic_path), args.split, key=lambda r: ev.split_of(r["qid"])) \
+            if offtopic_path.exists() else []
+        report["calibration"] = ev.calibrate(pipe, questions, [r["question"] for r in offtopic])
+    if args.passages:
+        from .evaluate.passages import compare as passage_compare
+
+        report["passage_level"] = passage_compare(pipe, questions)
+    report["command"] = "qa " + " ".join(args.argv)
+    report["machine"] = _machine()
     report["timings"] = {"open_or_build_index_s": round(index_seconds, 2),
                          "total_s": round(time.perf_counter() - started, 2)}
     paths = ev.write(report, args.out or Path("reports") / name)
     print(ev.table(report))
+    if "passage_level" in report:
+        level = report["passage_level"]
+        print(f"\npassage level ({level['questions']} questions, {level['passages']} passages):")
+        for system, m in level["systems"].items():
+            print(f"  {system:<44} R@1 {m['recall@1']:.3f}  R@5 {m['recall@5']:.3f}  MRR@10 {m['mrr@10']:.3f}")
     print(f"\nreports: {paths['json']}  {paths['markdown']}  {paths['chart']}")
     if args.compare:
         if not args.compare.exists():
             raise QAError(f"{args.compare}: no such file")
         print(ev.compare(json.loads(args.compare.read_text(encoding="utf-8")), report))
     return 0
+
+
+def _machine() -> str:
+    import platform
+
+    model = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as handle:
+            model = next((line.split(":", 1)[1].strip() for line in handle if line.startswith("model name")), model)
+    except OSError:
+        pass
+    return f"{model}, {os.cpu_count()} cores, Python {platform.python_version()}"
 
 
 def cmd_models(args: argparse.Namespace) -> int:

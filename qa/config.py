@@ -9,7 +9,7 @@ from .clauses import ChunkConfig
 from .encoders import DEFAULT, DEFAULT_QUERY
 
 #: Bumped when the on-disk layout or the meaning of a stored field changes.
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 
 
 @dataclass(frozen=True)
@@ -62,16 +62,20 @@ class SearchConfig:
         fetch_k: candidates taken from each retriever before fusion.
         fusion: "convex" (normalised scores, weighted) or "rrf" (reciprocal ranks).
         alpha: weight of the dense side in convex fusion.
+        section_weight: weight of the clause's section in convex fusion (``qa.fusion.contextual``).
         rrf_k: reciprocal-rank fusion constant.
         max_query_chars: longer questions are cut to this many characters (with a note).
-        min_coverage: below this share of question words known to the collection, nothing matches.
+        min_coverage: below this share of the question's information carried by words known to the
+            collection (``Index.coverage``), nothing matches.
         min_dense: lowest top-1 cosine that counts as a match (default: measured per encoder).
     """
 
     fetch_k: int = 100
     fusion: str = "convex"
-    alpha: float = 0.7
+    # chosen on the dev splits by bench/tune.py (bench/results/tuning.json, "chosen" and "floors")
+    alpha: float = 0.55
+    section_weight: float = 0.4
     rrf_k: int = 60
     max_query_chars: int = 512
-    min_coverage: float = 0.2
+    min_coverage: float = 0.175
     min_dense: float | None = None

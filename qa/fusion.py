@@ -55,3 +55,24 @@ def convex(dense: np.ndarray, bm25: np.ndarray, alpha: float = 0.7) -> np.ndarra
     d = (dense - dense.min()) / spread if spread > 0 else np.ones_like(dense)
     b = bm25 / bm25.max() if bm25.max() > 0 else np.zeros_like(bm25)
     return alpha * d + (1 - alpha) * b
+
+
+def contextual(dense: np.ndarray, bm25: np.ndarray, section_dense: np.ndarray | None,
+               section_bm25: np.ndarray | None, alpha: float = 0.7, beta: float = 0.0) -> np.ndarray:
+    """Convex fusion of the clause's own scores and its section's.
+
+    score = (1 - beta) * convex(dense, bm25, alpha) + beta * convex(section_dense, section_bm25, alpha)
+
+    so a clause inside the passage about the question's topic rises above a clause that only
+    shares words with the question. ``beta`` = 0 (or no section scores) is plain ``convex``.
+
+    Args:
+        dense, bm25: (n,) the candidates' own cosine and BM25.
+        section_dense, section_bm25: (n,) the same for each candidate's section, or None.
+        alpha: weight of the dense side within each pair.
+        beta: weight of the section, in [0, 1].
+    """
+    own = convex(dense, bm25, alpha)
+    if section_dense is None or section_bm25 is None or beta <= 0:
+        return own
+    return (1 - beta) * own + beta * convex(section_dense, section_bm25, alpha)

@@ -9,7 +9,13 @@ Folder layout (open formats, no pickle)::
     dense.faiss          FAISS index over every row (IndexFlatIP, or IVF when large)
     deleted.npy          rows of removed or replaced documents
     crosslingual.json    English -> Chinese lookup for BM25 (qa.crosslingual)
-    segments/sNNNN/      clauses.jsonl (+ offsets), rows' documents, BM25 postings (.npy)
+    segments/sNNNN/      clauses.jsonl (+ offsets), rows' documents, BM25 postings, rows' sections
+                         and the sections' mean vectors (.npy)
+
+Rows: row ``i`` is the i-th clause counting through the segments in order (segment offset +
+position in the segment); it is the FAISS id and the Milvus key. Removed rows keep their number
+(tombstoned in deleted.npy) until a compaction renumbers everything. Each document contributes
+its card (``qa.cards``) as the row before its clauses.
 
 A changed document is not re-indexed with everything else: its old rows are marked
 deleted and its new clauses become a segment of their own (``Index.update``); unchanged
@@ -31,7 +37,7 @@ from typing import Any
 
 import numpy as np
 
-from . import __version__, crosslingual, store
+from . import __version__, cards, crosslingual, sections, store
 from . import tokenize as tok
 from .clauses import chunk, refers_back
 from .config import FORMAT_VERSION, IndexConfig
@@ -39,7 +45,7 @@ from .dense import DenseIndex
 from .encoders import Encoder
 from .encoders.cache import EmbeddingCache, encode_passages
 from .errors import IndexCorrupt, IndexMismatch, NoDocuments
-from .sparse import Postings, SparseIndex
+from .sparse import GroupedBM25, Postings, SparseIndex
 from .types import Clause, Document
 
 log = logging.getLogger(__name__)
@@ -55,12 +61,16 @@ BUILTIN_FETCH = 200
 
 def embed_text(clause: Clause, config: IndexConfig, context: str = "") -> str:
     """The text embedded for a clause: its heading path, the context it refers to, the clause."""
+    if clause.kind == "card":
+        return cards.index_text(clause)
     head = " > ".join(clause.heading) + "\n" if config.embed_heading and clause.heading else ""
     return head + context + clause.text
 
 
 def bm25_text(clause: Clause, config: IndexConfig, context: str = "") -> str:
     """The text BM25 indexes: section headings (not the title), the context referred to, the clause."""
+    if clause.kind == "card":
+        return cards.index_text(clause)
     head = " ".join(clause.heading[1:]) + "\n" if config.bm25_heading and len(clause.heading) > 1 else ""
     return head + context + clause.text
 
@@ -78,7 +88,7 @@ def contexts(documents: Sequence[Document], clauses: Sequence[Clause], config: I
     by_id = {d.doc_id: d for d in documents}
     for i, clause in enumerate(clauses):
         prev = clauses[i - 1] if i else None
-        same_paragraph = (prev is not None and prev.doc_id == clause.doc_id
+        same_paragraph = (prev is not None and prev.doc_id == clause.doc_id and prev.kind == clause.kind == "clause"
                           and "\n" not in by_id[clause.doc_id].text[prev.end:clause.start])
         out.append(prev.text if same_paragraph and refers_back(clause.text) else "")
     return out
@@ -98,15 +108,18 @@ class Segment:
     """The clauses of one segment, read from disk on demand (a million clauses stay on disk).
 
     Files: clauses.jsonl, clauses.offsets.npy (byte offset of each line, then the file
-    size), row_doc.npy (per row, an index into doc_ids.json), and the BM25 postings.
+    size), row_doc.npy (per row, an index into doc_ids.json), the BM25 postings,
+    row_section.npy (per row, its section in this segment) and section_vectors.npy.
     """
 
     def __init__(self, folder: Path, doc_ids: list[str], row_doc: np.ndarray, postings: Postings,
-                 clauses: list[Clause] | None = None) -> None:
+                 row_section: np.ndarray, section_vectors: np.ndarray, clauses: list[Clause] | None = None) -> None:
         self.folder = folder
         self.doc_ids = doc_ids
         self.row_doc = row_doc
         self.postings = postings
+        self.row_section = row_section
+        self.section_vectors = section_vectors
         self._clauses = clauses
         self._map: mmap.mmap | None = None
         self._offsets: np.ndarray | None = None
@@ -117,16 +130,16 @@ class Segment:
     def clause(self, row: int) -> Clause:
         if self._clauses is not None:
             return self._clauses[row]
-        if self._map is None:
+        if self._map is None:  # offsets first: another thread reads them as soon as the map is set
+            self._offsets = np.load(self.folder / "clauses.offsets.npy", allow_pickle=False)
             with open(self.folder / "clauses.jsonl", "rb") as handle:
                 self._map = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) if os.path.getsize(
                     self.folder / "clauses.jsonl") else None
-            self._offsets = np.load(self.folder / "clauses.offsets.npy", allow_pickle=False)
         start, end = int(self._offsets[row]), int(self._offsets[row + 1])
         return Clause.from_json(json.loads(self._map[start:end]))
 
     @staticmethod
-    def write(folder: Path, clauses: Sequence[Clause], postings: Postings) -> "Segment":
+    def write(folder: Path, clauses: Sequence[Clause], postings: Postings, vectors: np.ndarray) -> "Segment":
         folder.mkdir(parents=True)
         offsets = [0]
         with open(folder / "clauses.jsonl", "wb") as handle:
@@ -141,12 +154,18 @@ class Segment:
         np.save(folder / "row_doc.npy", row_doc, allow_pickle=False)
         (folder / "doc_ids.json").write_text(json.dumps(doc_ids, ensure_ascii=False), encoding="utf-8")
         postings.save(folder)
-        return Segment(folder, doc_ids, row_doc, postings, list(clauses))
+        row_section, n_sections = sections.assign(clauses)
+        section_vectors = sections.mean_vectors(row_section, n_sections, vectors)
+        np.save(folder / "row_section.npy", row_section, allow_pickle=False)
+        np.save(folder / "section_vectors.npy", section_vectors, allow_pickle=False)
+        return Segment(folder, doc_ids, row_doc, postings, row_section, section_vectors, list(clauses))
 
     @classmethod
     def load(cls, folder: Path) -> "Segment":
         doc_ids = json.loads((folder / "doc_ids.json").read_text(encoding="utf-8"))
-        return cls(folder, doc_ids, np.load(folder / "row_doc.npy", allow_pickle=False), Postings.load(folder))
+        return cls(folder, doc_ids, np.load(folder / "row_doc.npy", allow_pickle=False), Postings.load(folder),
+                   np.load(folder / "row_section.npy", allow_pickle=False),
+                   np.load(folder / "section_vectors.npy", allow_pickle=False))
 
 
 class ClauseView(Sequence[Clause]):
@@ -191,6 +210,13 @@ class Index:
         self.lexicon = lexicon or {}
         self.deleted = sparse.deleted_rows()
         self._doc_rows = self._rows_by_document()
+        counts = np.cumsum([0] + [len(s.section_vectors) for s in segments])
+        self.row_section = (np.concatenate([s.row_section.astype(np.int64) + int(base)
+                                            for s, base in zip(segments, counts)])
+                            if segments else np.zeros(0, np.int64))
+        self.section_vectors = (np.concatenate([s.section_vectors for s in segments])
+                                if segments else np.zeros((0, 0), np.float32))
+        self.section_bm25 = GroupedBM25(sparse, self.row_section, int(counts[-1]))
 
     def _rows_by_document(self) -> dict[str, np.ndarray]:
         out: dict[str, list[np.ndarray]] = {}
@@ -258,7 +284,7 @@ class Index:
         manifest["seconds"] = {"embed": round(embed_seconds, 3)}
 
         def write(folder: Path) -> dict[str, Any]:
-            Segment.write(folder / "segments" / "s0001", clauses, sparse.segments[0])
+            Segment.write(folder / "segments" / "s0001", clauses, sparse.segments[0], vectors)
             _write_common(folder, documents, dense, sparse, lexicon)
             manifest["segments"] = ["s0001"]
             manifest["seconds"]["index"] = round(time.perf_counter() - started, 3)
@@ -324,7 +350,7 @@ class Index:
             for segment in self.segments:
                 _link_tree(segment.folder, folder / "segments" / segment.folder.name)
             if clauses:
-                Segment.write(folder / "segments" / new_name, clauses, sparse.segments[-1])
+                Segment.write(folder / "segments" / new_name, clauses, sparse.segments[-1], vectors)
             _write_common(folder, documents, dense, sparse, lexicon)
             manifest["segments"] = names + ([new_name] if clauses else [])
             manifest["seconds"] = {"update": round(time.perf_counter() - started, 3)}
@@ -388,6 +414,21 @@ class Index:
         return [[Candidate(int(r), float(s), dense=float(s)) for s, r in zip(srow, rrow) if 0 <= r < known]
                 for srow, rrow in zip(scores, rows)]
 
+    def section_bm25_scores(self, question: str, tokens: list[str]) -> np.ndarray:
+        """BM25 of every section for a question (English words translated as in ``bm25_scores``)."""
+        groups = self._translated(question, tokens)
+        if not groups:
+            return self.section_bm25.scores(tokens)
+        return self.section_bm25.structured_scores([[[t]] for t in tokens if t in self.sparse] + groups)
+
+    def section_similarities(self, vector: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        """Cosine of the question to the section of each row: (len(rows),) float32."""
+        return self.section_vectors[self.row_section[np.asarray(rows, dtype=np.int64)]] @ vector
+
+    def _translated(self, question: str, tokens: list[str]) -> list:
+        foreign = [t for t in tokens if t.isascii() and t.isalpha() and t not in self.sparse]
+        return crosslingual.translate(question, self.lexicon, tok.STOPWORDS) if foreign and self.lexicon else []
+
     def bm25_scores(self, question: str, tokens: list[str]) -> tuple[np.ndarray, bool]:
         """BM25 scores of every clause for a question, and whether English words were translated.
 
@@ -400,25 +441,26 @@ class Index:
             inside = rows < len(scores)
             scores[rows[inside]] = found[inside]
             return scores, False
-        foreign = [t for t in tokens if t.isascii() and t.isalpha() and t not in self.sparse]
-        groups = crosslingual.translate(question, self.lexicon, tok.STOPWORDS) if foreign and self.lexicon else []
+        groups = self._translated(question, tokens)
         if not groups:
             return self.sparse.scores(tokens), False
         known = [[[t]] for t in tokens if t in self.sparse]
         return self.sparse.structured_scores(known + groups), True
 
     def coverage(self, question: str) -> float:
-        """Share of the question's words (stop words aside) that occur in the collection.
-
-        English words count as known when the dictionary translates them into words of the
-        collection. 0.0 for a question without words.
+        """Share of the question's information (stop words aside) carried by words that occur in
+        the collection, each word weighted by its specificity in general Chinese
+        (``tok.specificity``): "怎么办理护照？" shares 办理 with the documents but not 护照, which
+        says far more. English words count as known when the dictionary translates them into
+        words of the collection. 0.0 for a question without words.
         """
         words = tok.words(question)
         if not words:
             return 0.0
-        known = sum(1 for w in words if w in self.sparse or
+        weights = [tok.specificity(w) for w in words]
+        known = sum(weight for w, weight in zip(words, weights) if w in self.sparse or
                     (w.isascii() and bool(crosslingual.translate(w, self.lexicon, tok.STOPWORDS))))
-        return known / len(words)
+        return known / sum(weights)
 
     def bm25_weights(self, question: str, tokens: list[str]) -> dict[int, float]:
         """The question as a sparse BM25 vector (term id -> idf * count) for a vector store.
@@ -462,7 +504,7 @@ class Index:
         """The clause with up to ``before``/``after`` live clauses of the same document around it."""
         doc_id = clause_id.rsplit("#", 1)[0]
         rows = self._doc_rows.get(doc_id, np.zeros(0, np.int64))
-        clauses = [self.clauses[int(r)] for r in rows]
+        clauses = [c for c in (self.clauses[int(r)] for r in rows) if c.kind == "clause"]
         where = next((i for i, c in enumerate(clauses) if c.clause_id == clause_id), None)
         if where is None:
             return []
@@ -474,6 +516,8 @@ def _prepare(documents: Sequence[Document], encoder: Encoder, config: IndexConfi
     """Clauses, their vectors and their BM25 tokens."""
     clauses: list[Clause] = []
     for doc in documents:
+        if cards.has_card(doc):
+            clauses.append(cards.make_card(doc))
         clauses.extend(chunk(doc, config.chunk)[0])
     context = contexts(documents, clauses, config)
     vectors = _embed(encoder, [embed_text(c, config, x) for c, x in zip(clauses, context)], cache, progress)

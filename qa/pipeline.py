@@ -25,7 +25,7 @@ from .config import IndexConfig, SearchConfig
 from .encoders import Encoder, describe, load_encoder, normalize_rows
 from .encoders.cache import EmbeddingCache, encode_queries
 from .errors import EmptyQuestion, IndexCorrupt, IndexError_, IndexMismatch, IndexMissing, QAError
-from .fusion import convex, rrf
+from .fusion import contextual, rrf
 from .index import Candidate, Index
 from .ingest import UnreadableFile, list_files, load_file, load_folder
 from .ingest.clean import normalize
@@ -39,14 +39,46 @@ MODES = ("hybrid", "dense", "bm25")
 #: Weight of the previous question when a follow-up is searched with it.
 CONTEXT_WEIGHT = 0.5
 
-#: Lowest top-1 cosine that still counts as a match, per encoder model: the 2nd percentile
-#: of the best hit's similarity over the 130 labelled questions (measured by `qa eval`,
-#: reported as "calibration"). English off-topic questions fall below it; Chinese ones do
-#: not, and are caught by the word-coverage floor instead.
-DENSE_FLOOR = {"multilingual-e5-small": 0.76}
+#: Lowest top-1 cosine that still counts as a match, per encoder model: chosen with the
+#: word-coverage floor on the dev questions by bench/tune.py (bench/results/tuning.json,
+#: "floors"); at the lowest value tried, coverage alone separates better on dev.
+DENSE_FLOOR = {"multilingual-e5-small": 0.70}
 
 _FOLLOW_UP = re.compile(r"^(那|那么|那些|还有|另外|此外|具体|其中|其|它|它们|他们|这|这个|这些|该|and |what about |how about )",
                         re.I)
+
+
+@dataclass
+class Query:
+    """A question ready for ranking.
+
+    Attributes:
+        text: the question as searched (normalised, cut to the length limit).
+        notes: messages for the user.
+        vector: its unit vector (None in bm25 mode).
+        bm25: BM25 of every row (None in dense mode).
+        sections: BM25 of every section (None unless hybrid fusion uses sections).
+        weights: the question as a sparse BM25 vector, for a vector store.
+    """
+
+    text: str
+    notes: list[str]
+    vector: np.ndarray | None
+    bm25: np.ndarray | None
+    sections: np.ndarray | None
+    weights: dict[int, float] | None
+
+
+@dataclass
+class Features:
+    """The candidates of one question and their scores: cosine and BM25 of the clause and of
+    its section (None when sections are not used). Arrays are (len(rows),) float64."""
+
+    rows: list[int]
+    dense: np.ndarray
+    bm25: np.ndarray
+    section_dense: np.ndarray | None
+    section_bm25: np.ndarray | None
 
 
 def is_follow_up(question: str) -> bool:
@@ -282,55 +314,87 @@ class Pipeline:
         Args:
             context: per question, an earlier question to search with it (weighted half).
         """
+        started = time.perf_counter()
+        index = self.index  # one consistent index for the whole call, even if a rebuild swaps it
+        answers = []
+        for query in self._queries(index, questions, mode, context):
+            notes = query.notes
+            hits = self._rank(index, mode, k, query, index.rows_of_documents(doc_ids))
+            confident = self._confident(index, query.text, hits)
+            if not hits and mode == "bm25":
+                notes.append("没有关键词匹配 (no clause shares a word with the question)")
+            answers.append(Answer(question=query.text, mode=mode, hits=tuple(hits), notes=tuple(notes),
+                                  confident=confident))
+        elapsed = time.perf_counter() - started
+        return [replace(a, seconds=elapsed / max(1, len(answers))) for a in answers]
+
+    def candidates(self, questions: Sequence[str]) -> list[Features]:
+        """What hybrid fusion sees for each question: the candidate rows with their four scores.
+
+        Tuning (bench/tune.py) scores these under many fusion settings without searching again.
+        """
+        index = self.index
+        return [self._features(index, q, *self._retrieve(index, "hybrid", q, None))
+                for q in self._queries(index, questions, "hybrid", None)]
+
+    def _queries(self, index: Index, questions: Sequence[str], mode: str,
+                 context: Sequence[str] | None) -> list[Query]:
+        """Each question prepared, encoded and scored by BM25 (clauses and sections)."""
         if mode not in MODES:
             raise QAError(f"unknown mode {mode!r}; choose one of: {', '.join(MODES)}")
         if self.search_config.fusion not in ("convex", "rrf"):
             raise QAError(f"unknown fusion {self.search_config.fusion!r}; choose convex or rrf")
-        started = time.perf_counter()
-        index = self.index  # one consistent index for the whole call, even if a rebuild swaps it
         prepared = [self._prepare(q) for q in questions]
         earlier = [self._prepare(c)[0] for c in context] if context else None
         texts = [p[0] for p in prepared]
         vectors = encode_queries(self.encoder, texts + (earlier or []), self.query_cache) if mode != "bm25" else None
-        answers = []
+        sections = mode == "hybrid" and self.search_config.fusion == "convex" and self.search_config.section_weight > 0
+        out = []
         for i, (text, notes) in enumerate(prepared):
             vector = vectors[i] if vectors is not None else None
-            bm25_all, translated = index.bm25_scores(text, tok.tokenize(text)) if mode != "dense" else (None, False)
+            tokens = tok.tokenize(text)
+            bm25_all, translated = index.bm25_scores(text, tokens) if mode != "dense" else (None, False)
+            section_all = index.section_bm25_scores(text, tokens) if sections else None
             if earlier:
+                before = tok.tokenize(earlier[i])
                 if vector is not None:
                     vector = normalize_rows((vector + CONTEXT_WEIGHT * vectors[len(texts) + i])[None])[0]
                 if bm25_all is not None:
-                    bm25_all = bm25_all + CONTEXT_WEIGHT * index.bm25_scores(earlier[i], tok.tokenize(earlier[i]))[0]
+                    bm25_all = bm25_all + CONTEXT_WEIGHT * index.bm25_scores(earlier[i], before)[0]
+                if section_all is not None:
+                    section_all = section_all + CONTEXT_WEIGHT * index.section_bm25_scores(earlier[i], before)
                 notes.append(f"追问：结合上一问「{earlier[i][:40]}」检索 (follow-up: searched with the previous question)")
             if translated:
                 notes.append("英文词已通过词典译为中文参与关键词检索 (English words were looked up in CC-CEDICT for BM25)")
-            weights = index.bm25_weights(text, tok.tokenize(text)) if (
+            weights = index.bm25_weights(text, tokens) if (
                 mode != "dense" and index.config.backend == "milvus") else None
-            hits = self._rank(index, mode, k, vector, bm25_all, index.rows_of_documents(doc_ids), weights)
-            confident = self._confident(index, text, hits)
-            if not hits and mode == "bm25":
-                notes.append("没有关键词匹配 (no clause shares a word with the question)")
-            answers.append(Answer(question=text, mode=mode, hits=tuple(hits), notes=tuple(notes), confident=confident))
-        elapsed = time.perf_counter() - started
-        return [replace(a, seconds=elapsed / max(1, len(answers))) for a in answers]
+            out.append(Query(text, notes, vector, bm25_all, section_all, weights))
+        return out
 
-    def _rank(self, index: Index, mode: str, k: int, vector: np.ndarray | None, bm25_all: np.ndarray | None,
-              allowed: np.ndarray | None, weights: dict[int, float] | None = None) -> list[Hit]:
+    def _retrieve(self, index: Index, mode: str, query: Query, allowed: np.ndarray | None,
+                  k: int = 0) -> tuple[list[Candidate], list[Candidate]]:
+        """The dense and BM25 candidate lists."""
         fetch = max(self.search_config.fetch_k, k)
+        dense = index.search_dense(query.vector[None], fetch, allowed)[0] if query.vector is not None else []
+        sparse = index.search_bm25(query.bm25, fetch, allowed, query.weights) if query.bm25 is not None else []
+        return dense, sparse
+
+    def _rank(self, index: Index, mode: str, k: int, query: Query, allowed: np.ndarray | None) -> list[Hit]:
         if mode == "hybrid" and self.search_config.fusion == "rrf" and index.config.backend == "milvus":
             # Milvus fuses on the server: its hybrid_search with an RRF ranker
-            scores, rows = index.dense.hybrid_rrf(vector, weights or {}, k, fetch, self.search_config.rrf_k, allowed)
+            fetch = max(self.search_config.fetch_k, k)
+            scores, rows = index.dense.hybrid_rrf(query.vector, query.weights or {}, k, fetch,
+                                                  self.search_config.rrf_k, allowed)
             ranked = [Candidate(int(r), float(s)) for s, r in zip(scores, rows) if 0 <= r < len(index.clauses)]
-            return self._hits(index, ranked, vector, bm25_all)
-        dense = index.search_dense(vector[None], fetch, allowed)[0] if vector is not None else []
-        sparse = index.search_bm25(bm25_all, fetch, allowed, weights) if bm25_all is not None else []
+            return self._hits(index, ranked, query.vector, query.bm25)
+        dense, sparse = self._retrieve(index, mode, query, allowed, k)
         if mode == "dense":
             ranked = dense[:k]
         elif mode == "bm25":
             ranked = sparse[:k]
         else:
-            ranked = self._fuse(index, dense, sparse, vector, bm25_all)[:k]
-        return self._hits(index, ranked, vector, bm25_all)
+            ranked = self._fuse(index, query, dense, sparse)[:k]
+        return self._hits(index, ranked, query.vector, query.bm25)
 
     def _confident(self, index: Index, question: str, hits: list[Hit]) -> bool:
         """Whether the best hit is a real match, by the floors measured on the labelled set.
@@ -362,17 +426,26 @@ class Pipeline:
             text = text[:limit]
         return text, notes
 
-    def _fuse(self, index: Index, dense: list[Candidate], sparse: list[Candidate], vector: np.ndarray,
-              bm25_all: np.ndarray) -> list[Candidate]:
+    def _fuse(self, index: Index, query: Query, dense: list[Candidate], sparse: list[Candidate]) -> list[Candidate]:
         cfg = self.search_config
         if cfg.fusion == "rrf":
             fused = rrf([[c.row for c in dense], [c.row for c in sparse]], k=cfg.rrf_k)
             return [Candidate(int(row), score) for row, score in fused]
-        rows = list(dict.fromkeys([c.row for c in dense] + [c.row for c in sparse]))
-        cosine = _cosines(index, rows, vector, {c.row: c.score for c in dense})
-        scores = convex(cosine, bm25_all[rows], cfg.alpha)
+        features = self._features(index, query, dense, sparse)
+        scores = contextual(features.dense, features.bm25, features.section_dense, features.section_bm25,
+                            cfg.alpha, cfg.section_weight)
         order = np.argsort(-scores, kind="stable")
-        return [Candidate(rows[i], float(scores[i])) for i in order]
+        return [Candidate(features.rows[i], float(scores[i])) for i in order]
+
+    def _features(self, index: Index, query: Query, dense: list[Candidate], sparse: list[Candidate]) -> Features:
+        rows = list(dict.fromkeys([c.row for c in dense] + [c.row for c in sparse]))
+        cosine = _cosines(index, rows, query.vector, {c.row: c.score for c in dense})
+        bm25 = query.bm25[rows].astype(np.float64)
+        if query.sections is None or not rows:
+            return Features(rows, cosine, bm25, None, None)
+        where = np.asarray(rows, dtype=np.int64)
+        return Features(rows, cosine, bm25, index.section_similarities(query.vector, where).astype(np.float64),
+                        query.sections[index.row_section[where]].astype(np.float64))
 
     def _hits(self, index: Index, ranked: list[Candidate], vector: np.ndarray | None,
               bm25_all: np.ndarray | None) -> list[Hit]:

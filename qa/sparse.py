@@ -190,13 +190,7 @@ class SparseIndex:
             groups: each group is a list of alternatives (synonyms, translations); an
                 alternative is a list of tokens whose scores add up.
         """
-        total = np.zeros(len(self), dtype=np.float32)
-        for group in groups:
-            best = np.zeros(len(self), dtype=np.float32)
-            for alternative in group:
-                np.maximum(best, self.scores(alternative), out=best)
-            total += best
-        return total
+        return structured(self.scores, groups, len(self))
 
     def search(self, tokens: list[str], k: int, allowed: np.ndarray | None = None,
                scores: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -228,3 +222,65 @@ class SparseIndex:
         data = json.loads((folder / cls.VOCAB).read_text(encoding="utf-8"))
         vocab = {t: i for i, t in enumerate(data["tokens"])}
         return cls(vocab, [Postings.load(d) for d in segment_dirs], deleted, data["k1"], data["b"])
+
+
+def structured(scores, groups: list[list[list[str]]], size: int) -> np.ndarray:
+    """A sum over groups of the best alternative in each, ``scores(tokens)`` scoring one alternative."""
+    total = np.zeros(size, dtype=np.float32)
+    for group in groups:
+        best = np.zeros(size, dtype=np.float32)
+        for alternative in group:
+            np.maximum(best, scores(alternative), out=best)
+        total += best
+    return total
+
+
+class GroupedBM25:
+    """BM25 of groups of rows (the sections of a document) as if each group were one text.
+
+    A group's term frequency is the sum over its live rows, its length the sum of their
+    lengths; N, df and the average length are counted over groups. Nothing is stored: the
+    rows' postings are aggregated at query time, so added segments and deleted rows count
+    exactly as they do for the rows themselves.
+
+    Args:
+        sparse: the row-level index.
+        group_of: (rows,) group number of every global row.
+        n_groups: number of groups.
+    """
+
+    def __init__(self, sparse: SparseIndex, group_of: np.ndarray, n_groups: int) -> None:
+        self.sparse = sparse
+        self.group_of = np.asarray(group_of, dtype=np.int64)
+        self.n_groups = n_groups
+        lengths = np.concatenate([s.lengths for s in sparse.segments]) if sparse.segments else np.zeros(0, np.int32)
+        live = sparse.live
+        glen = np.bincount(self.group_of[live], weights=lengths[live], minlength=n_groups)
+        self.live = np.bincount(self.group_of[live], minlength=n_groups) > 0
+        self.n = int(self.live.sum())
+        avg = float(glen[self.live].mean()) if self.n else 1.0
+        self.norm = sparse.k1 * (1 - sparse.b + sparse.b * glen / max(avg, 1e-9))
+
+    def scores(self, tokens: list[str]) -> np.ndarray:
+        """BM25 score of every group: (n_groups,) float32."""
+        sp = self.sparse
+        out = np.zeros(self.n_groups, dtype=np.float64)
+        for token in tokens:
+            t = sp.vocab.get(token)
+            if t is None or sp.df[t] == 0:
+                continue
+            tf = np.zeros(self.n_groups, dtype=np.float64)
+            for seg, base in zip(sp.segments, sp.offsets):
+                rows, counts = seg.term(t)
+                if len(rows):
+                    where = rows.astype(np.int64) + base
+                    keep = sp.live[where]
+                    tf += np.bincount(self.group_of[where[keep]], weights=counts[keep], minlength=self.n_groups)
+            hit = np.flatnonzero(tf)
+            if len(hit):
+                idf = np.log(1 + (self.n - len(hit) + 0.5) / (len(hit) + 0.5))
+                out[hit] += idf * tf[hit] / (tf[hit] + self.norm[hit])
+        return out.astype(np.float32)
+
+    def structured_scores(self, groups: list[list[list[str]]]) -> np.ndarray:
+        return structured(self.scores, groups, self.n_groups)

@@ -72,6 +72,8 @@ class Clause:
         heading: the heading path, outermost first, without the document title.
         position: 1-based position of the clause under its innermost heading.
         source_id: for benchmark pools, the passage id the clause came from.
+        kind: "clause" (a span of the text) or "card" (the document's metadata as one
+            searchable row: title, agency, dates, numbers; not a span, so start == end == 0).
     """
 
     clause_id: str
@@ -82,6 +84,7 @@ class Clause:
     heading: tuple[str, ...] = ()
     position: int = 1
     source_id: str = ""
+    kind: str = "clause"
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -106,7 +109,8 @@ class Citation:
         parts = [f"《{self.title}》"]
         if self.heading:
             parts.append(" ".join(_short_heading(h) for h in self.heading))
-        parts.append(f"第{self.position}句")
+        if self.position:  # a document card (position 0) stands for the whole document
+            parts.append(f"第{self.position}句")
         text = " ".join(parts)
         tail = "，".join(x for x in (self.agency, self.date) if x)
         return f"{text}（{tail}）" if tail else text
@@ -148,6 +152,7 @@ class Hit:
             "text": c.text,
             "heading": list(c.heading),
             "span": [c.start, c.end],
+            "kind": c.kind,
             "citation": str(self.citation),
             "title": self.citation.title,
             "agency": self.citation.agency,

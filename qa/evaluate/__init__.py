@@ -4,6 +4,7 @@ from .datasets import GoldMissing, Question, feedback_to_labels, load_benchmark,
 from .metrics import compute, judge
 from .report import compare, table, write
 from .runner import calibrate, run_eval
+from .splits import SEED, TEST_SHARE, select, split_of
 
 __all__ = ["Question", "GoldMissing", "load_labelled", "load_benchmark", "merge_pools", "feedback_to_labels", "judge", "compute",
-           "run_eval", "calibrate", "table", "write", "compare"]
+           "run_eval", "calibrate", "table", "write", "compare", "select", "split_of", "SEED", "TEST_SHARE"]

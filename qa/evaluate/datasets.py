@@ -13,6 +13,7 @@ from pathlib import Path
 
 from ..errors import QAError
 from ..types import Document
+from .splits import split_of
 
 
 class GoldMissing(QAError):
@@ -35,6 +36,7 @@ class Question:
 
     Attributes:
         spans: gold text spans (our set): a clause overlapping any of them answers.
+        cards: documents whose card answers (a question about a document's metadata).
         gold_ids: gold passage ids (benchmarks): a clause from any of them answers.
         answers: answer strings of the benchmark's reading-comprehension task.
         quotes: the gold quotes as written in the label file (for reports).
@@ -48,6 +50,8 @@ class Question:
     quotes: tuple[str, ...] = ()
     type: str = ""
     lang: str = ""
+    cards: tuple[str, ...] = ()
+    split: str = ""
     extra: dict = field(default_factory=dict, compare=False)
 
 
@@ -77,8 +81,23 @@ def resolve_quote(quote: str, source: str, documents: Iterable[Document]) -> lis
     return spans
 
 
+def resolve_meta(gold: dict, documents: Iterable[Document]) -> tuple[list[str], list[GoldSpan]]:
+    """A metadata gold ({"source", "doc_id", "meta": key}): the document's card answers, and so
+    does a clause of that document that states the value itself (a reporter's name in the text)."""
+    cards, spans = [], []
+    for doc in documents:
+        if doc.doc_id != gold.get("doc_id") or not doc.meta.get(gold["meta"]):
+            continue
+        cards.append(doc.doc_id)
+        spans.extend(resolve_quote(str(doc.meta[gold["meta"]]), doc.doc_id, [doc]))
+    return cards, spans
+
+
 def load_labelled(path: Path, documents: Sequence[Document]) -> list[Question]:
-    """Load our labelled set and resolve its quotes.
+    """Load a labelled set and resolve its quotes and metadata gold.
+
+    A gold entry is a quote ({"source", "quote"}: the text, found in the cleaned documents of
+    that source file) or a metadata field ({"source", "doc_id", "meta": key}).
 
     Raises:
         GoldMissing: listing every quote that is not found, so a cleaning change that
@@ -87,14 +106,23 @@ def load_labelled(path: Path, documents: Sequence[Document]) -> list[Question]:
     questions, missing = [], []
     for row in _read_jsonl(path):
         spans: list[GoldSpan] = []
+        cards: list[str] = []
         for gold in row.get("gold", []):
-            found = resolve_quote(gold["quote"], gold["source"], documents)
-            if not found:
-                missing.append(f"{row['qid']}: {gold['source']}: 「{gold['quote']}」")
+            if "meta" in gold:
+                found_cards, found = resolve_meta(gold, documents)
+                if not found_cards:
+                    missing.append(f"{row['qid']}: {gold.get('doc_id')}: metadata {gold['meta']!r}")
+                cards.extend(found_cards)
+            else:
+                found = resolve_quote(gold["quote"], gold["source"], documents)
+                if not found:
+                    missing.append(f"{row['qid']}: {gold['source']}: 「{gold['quote']}」")
             spans.extend(found)
-        questions.append(Question(qid=str(row["qid"]), question=row["question"], spans=tuple(spans),
-                                  quotes=tuple(g["quote"] for g in row.get("gold", [])),
-                                  type=row.get("type", ""), lang=row.get("lang", "")))
+        qid = str(row["qid"])
+        questions.append(Question(qid=qid, question=row["question"], spans=tuple(spans),
+                                  quotes=tuple(g.get("quote") or f"[{g['meta']}]" for g in row.get("gold", [])),
+                                  type=row.get("type", ""), lang=row.get("lang", ""), cards=tuple(cards),
+                                  split=split_of(qid)))
     if missing:
         raise GoldMissing(f"{len(missing)} gold quote(s) not found in the cleaned documents:\n  " + "\n  ".join(missing))
     return questions
@@ -111,7 +139,8 @@ def load_benchmark(folder: Path, limit: int | None = None) -> list[Question]:
         step = len(rows) / limit
         rows = [rows[int(i * step)] for i in range(limit)]
     return [Question(qid=str(r["qid"]), question=r["question"], gold_ids=tuple(map(str, r["gold_ids"])),
-                     answers=tuple(r.get("answers", ())), type=r.get("split", ""), lang="zh") for r in rows]
+                     answers=tuple(r.get("answers", ())), type=r.get("split", ""), lang="zh",
+                     split=split_of(str(r["gold_ids"][0]))) for r in rows]
 
 
 def merge_pools(folders: Sequence[Path], target: Path) -> Path:

@@ -23,8 +23,9 @@ def judge(question: Question, clauses: Sequence[Clause]) -> list[str]:
     """The ranked, de-duplicated units the clauses stand for (see the module docstring)."""
     units, seen = [], set()
     for clause in clauses:
-        if question.spans:
-            hit = any(g.overlaps(clause.doc_id, clause.start, clause.end) for g in question.spans)
+        if question.spans or question.cards:
+            hit = (clause.doc_id in question.cards if clause.kind == "card"
+                   else any(g.overlaps(clause.doc_id, clause.start, clause.end) for g in question.spans))
             unit = GOLD if hit else clause.clause_id
         else:
             unit = clause.source_id or clause.doc_id
@@ -35,7 +36,7 @@ def judge(question: Question, clauses: Sequence[Clause]) -> list[str]:
 
 
 def qrels_of(questions: Sequence[Question]) -> dict[str, dict[str, int]]:
-    return {q.qid: ({GOLD: 1} if q.spans else {g: 1 for g in q.gold_ids}) for q in questions}
+    return {q.qid: ({GOLD: 1} if q.spans or q.cards else {g: 1 for g in q.gold_ids}) for q in questions}
 
 
 def run_of(units_by_qid: dict[str, list[str]]) -> dict[str, dict[str, float]]:
@@ -45,7 +46,7 @@ def run_of(units_by_qid: dict[str, list[str]]) -> dict[str, dict[str, float]]:
 
 def first_relevant(question: Question, units: Sequence[str]) -> int | None:
     """1-based rank of the first relevant unit, or None."""
-    relevant = {GOLD} if question.spans else set(question.gold_ids)
+    relevant = {GOLD} if question.spans or question.cards else set(question.gold_ids)
     return next((rank for rank, unit in enumerate(units, 1) if unit in relevant), None)
 
 

@@ -6,6 +6,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+#: Above this many questions report.json keeps only each question's rank (report.md has the rest).
+PER_QUESTION_DETAIL = 500
 COLUMNS = ("recall@1", "recall@3", "recall@5", "recall@10", "mrr@10", "ndcg@10")
 
 
@@ -106,7 +108,11 @@ def chart(report: dict[str, Any], path: Path) -> None:
 def write(report: dict[str, Any], folder: Path) -> dict[str, Path]:
     folder.mkdir(parents=True, exist_ok=True)
     paths = {"json": folder / "report.json", "markdown": folder / "report.md", "chart": folder / "chart.png"}
-    paths["json"].write_text(json.dumps(report, ensure_ascii=False, indent=1), encoding="utf-8")
+    stored = report
+    if report["questions"] > PER_QUESTION_DETAIL:  # keep committed result files small: ranks only
+        stored = {**report, "per_question": {mode: [{"qid": r["qid"], "rank": r["rank"]} for r in rows]
+                                             for mode, rows in report["per_question"].items()}}
+    paths["json"].write_text(json.dumps(stored, ensure_ascii=False, indent=1), encoding="utf-8")
     paths["markdown"].write_text(markdown(report), encoding="utf-8")
     chart(report, paths["chart"])
     return paths
