@@ -32,19 +32,20 @@ def load(folder: Path = RESULTS) -> list[dict[str, Any]]:
 
 def render(reports: list[dict[str, Any]]) -> str:
     """The Markdown block: metrics per set, split and mode; then passage level; then no-match."""
-    lines = ["| set (results folder) | split: questions | mode | R@1 | R@3 | R@5 | R@10 | MRR@10 | nDCG@10 |",
-             "|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| set (results folder) | split: questions | mode | R@1 | R@3 | R@5 | R@10 | MRR@10 | nDCG@10 | A@1 |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for r in reports:
         split = r.get("split", {})
         for i, (mode, entry) in enumerate(r["modes"].items()):
             m = entry["metrics"]
             name = f"{r['name']} (`{r['folder']}`)" if i == 0 else ""
             where = f"{split.get('name', 'all')}: {r['questions']}" if i == 0 else ""
-            cells = [f"{m[k]:.3f}" for k in METRICS]
+            answer = entry.get("answer_in", {}).get("answer@1")
+            cells = [f"{m[k]:.3f}" for k in METRICS] + ["—" if answer is None else f"{answer:.3f}"]
             if mode == "hybrid":
-                mode, cells = f"**{mode}**", [f"**{c}**" for c in cells]
+                mode, cells = f"**{mode}**", [c if c == "—" else f"**{c}**" for c in cells]
             lines.append(f"| {name} | {where} | {mode} | " + " | ".join(cells) + " |")
-    typed = [r for r in reports if len(r.get("by_type", {})) > 1]
+    typed = [r for r in reports if len(r.get("by_type", {})) > 1 and r["index"]["corpus"]["kind"] == "folder"]
     if typed:
         lines += ["", "Hybrid R@1 / R@5 by question type (test splits):", "",
                   "| set | type | questions | R@1 | R@5 |", "|---|---|---|---|---|"]

@@ -73,9 +73,9 @@ class SearchConfig:
     fetch_k: int = 100
     fusion: str = "convex"
     # chosen on the dev splits by bench/tune.py (bench/results/tuning.json, "chosen" and "floors")
-    alpha: float = 0.55
+    alpha: float = 0.75
     section_weight: float = 0.4
     rrf_k: int = 60
     max_query_chars: int = 512
-    min_coverage: float = 0.175
+    min_coverage: float = 0.225
     min_dense: float | None = None

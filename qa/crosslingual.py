@@ -110,8 +110,9 @@ def _keys(sense: str) -> dict[str, int]:
                     add(" ".join(run[:n]).lower(), 2)
         text = _LEADING.sub("", raw.lower()).strip()
         add(text, 0)
-        if len(text.split()) == 2:  # "special commissioner": its head noun too, as a weaker key
-            add(text.split()[1], 2)
+        if len(text.split()) == 2:  # "special commissioner": its head noun too, as a weaker key,
+            add(text.split()[1], 2)  # and "modern times" (现代): its modifier, weaker still
+            add(text.split()[0], 3)
     return keys
 
 
@@ -164,7 +165,9 @@ def load(folder: Path) -> Lexicon:
 
 
 def _lemmas(word: str) -> list[str]:
-    """The word and plausible base forms (plural, past, gerund), most likely first."""
+    """The word and plausible base forms (possessive, plural, past, gerund), most likely first."""
+    if word.endswith("'s") and len(word) > 3:  # "Chongqing's" -> "chongqing"
+        word = word[:-2]
     out = [word]
     if word.endswith("ies") and len(word) > 4:
         out.append(word[:-3] + "y")
@@ -190,7 +193,8 @@ def translate(question: str, lexicon: Lexicon, stopwords: frozenset[str]) -> lis
     Phrases ("belt and road", "science and technology") are looked up as well as their
     words; a phrase found adds its own group, so words that belong together weigh more.
     """
-    words = _WORD.findall(question.lower())
+    # "tech-transfer" is looked up as "tech transfer" (and "tech-transfer"), word by word too
+    words = [part for word in _WORD.findall(question.lower()) for part in word.split("-") if part]
     groups: list[list[list[str]]] = []
     for i in range(len(words)):
         for n in range(1, min(MAX_PHRASE, len(words) - i) + 1):
@@ -207,7 +211,8 @@ def _phrase_forms(span: list[str]) -> list[str]:
     if len(span) == 1:
         return _lemmas(span[0])
     head = " ".join(span[:-1])
-    return [f"{head} {last}" for last in _lemmas(span[-1])]
+    forms = [f"{head} {last}" for last in _lemmas(span[-1])]
+    return forms + ["-".join(form.split()) for form in forms]
 
 
 @lru_cache(maxsize=1)

@@ -21,7 +21,19 @@ import unicodedata
 from pathlib import Path
 
 NAME = "jieba-bigram"
-VERSION = 2
+VERSION = 3
+
+#: One-character abbreviations of provinces and cities that policy texts use in place of the name
+#: (沪渝合作, 在渝设立, 川渝共建, 成渝地区 …), only those that stand for nothing else in modern
+#: text: 京 (南京), 津 (津贴), 晋 (晋升), 苏 (复苏), 吉, 黑, 新, 宁, 青, 甘, 藏, 蒙 are left out.
+ABBREVIATIONS = {
+    "沪": "上海", "渝": "重庆", "川": "四川", "蓉": "成都", "粤": "广东", "闽": "福建", "浙": "浙江",
+    "皖": "安徽", "赣": "江西", "湘": "湖南", "鄂": "湖北", "豫": "河南", "冀": "河北", "鲁": "山东",
+    "黔": "贵州", "滇": "云南", "陕": "陕西", "桂": "广西", "琼": "海南", "辽": "辽宁", "港": "香港",
+}
+#: Where an abbreviation character is part of the full name or of an unrelated word.
+_NOT_ABBREVIATION = re.compile("四川|上海|重庆|成都|广东|福建|浙江|安徽|江西|湖南|湖北|河南|河北|山东|贵州|云南|陕西|广西|"
+                               "海南|辽宁|香港|芙蓉|港口|港湾|空港|海港|鲁莽|桂花|桂林|琼脂|河川|山川|川流")
 
 #: Function words and question words: frequent, carrying no topic.
 STOPWORDS = frozenset(
@@ -65,11 +77,22 @@ _CJK_RUN = re.compile(r"[\u3400-\u9fff]{2,}")
 
 
 def tokenize(text: str) -> list[str]:
-    """Tokens of ``text`` for BM25: words in order, then bigrams; repeats kept (term frequency matters)."""
+    """Tokens of ``text`` for BM25: words in order, then bigrams, then the full names of place
+    abbreviations ("沪渝合作" also gives 上海, 重庆); repeats kept (term frequency matters)."""
     tokens = words(text)
-    for run in _CJK_RUN.findall(normalize(text)):
+    normal = normalize(text)
+    for run in _CJK_RUN.findall(normal):
         tokens.extend(bigram for bigram in (run[i:i + 2] for i in range(len(run) - 1)) if bigram not in STOPWORDS)
+    tokens.extend(full_names(normal))
     return tokens
+
+
+def full_names(text: str) -> list[str]:
+    """The places that ``text`` names by a one-character abbreviation, once per occurrence."""
+    if not any(ch in ABBREVIATIONS for ch in text):
+        return []
+    masked = _NOT_ABBREVIATION.sub(lambda m: "\0" * len(m.group()), text)
+    return [ABBREVIATIONS[ch] for ch in masked if ch in ABBREVIATIONS]
 
 
 def words(text: str) -> list[str]:

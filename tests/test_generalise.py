@@ -202,3 +202,38 @@ def test_tuned_defaults_are_the_ones_chosen_on_dev():
     floors = tuning["floors"]["chosen"]
     assert SearchConfig().min_coverage == floors["min_coverage"]
     assert DENSE_FLOOR["multilingual-e5-small"] == floors["min_dense"]
+
+
+def test_the_ui_shows_a_document_card_as_the_document(pipeline):
+    import app
+
+    answer = pipeline.ask("这份答复函的索引号是多少？", k=3)
+    hit = next(h for h in answer.hits if h.clause.kind == "card")
+    html = app.card(pipeline, hit, app.query_terms(pipeline, answer.question))
+    assert "文档信息" in html and "第0句" not in html and "11500000MB15895317/2024-00068" in html
+
+
+# -- words the plain lookups missed -----------------------------------------------------------
+
+def test_possessives_hyphens_and_modifiers_reach_the_dictionary(pipeline):
+    from qa import crosslingual
+    from qa.tokenize import STOPWORDS
+
+    def flat(question: str) -> set[str]:
+        groups = crosslingual.translate(question, pipeline.index.lexicon, STOPWORDS)
+        return {t for group in groups for alt in group for t in alt}
+
+    assert "重庆" in flat("Chongqing's measures")            # possessive
+    assert "中试" in flat("pilot-scale testing")                # hyphenated word, looked up in parts
+    assert "现代" in flat("modern industry colleges")           # 现代 is "modern times" in CC-CEDICT
+    assert "江北" not in flat("Chongqing's measures")
+
+
+def test_place_abbreviations_match_their_full_names():
+    from qa.tokenize import full_names, tokenize
+
+    assert full_names("鼓励在沪科技企业在渝设立研发机构") == ["上海", "重庆"]
+    assert full_names("粤港澳大湾区") == ["广东", "香港"]
+    assert full_names("上海技术交易所落地重庆") == []          # the full names themselves add nothing
+    assert full_names("港口吞吐量，山川秀美") == []             # 港 and 川 inside other words
+    assert "上海" in tokenize("沪渝携手推进科技创新中心建设")
