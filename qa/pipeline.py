@@ -334,7 +334,7 @@ class Pipeline:
         Tuning (bench/tune.py) scores these under many fusion settings without searching again.
         """
         index = self.index
-        return [self._features(index, q, *self._retrieve(index, "hybrid", q, None))
+        return [self._features(index, q, *self._retrieve(index, q, None))
                 for q in self._queries(index, questions, "hybrid", None)]
 
     def _queries(self, index: Index, questions: Sequence[str], mode: str,
@@ -371,7 +371,7 @@ class Pipeline:
             out.append(Query(text, notes, vector, bm25_all, section_all, weights))
         return out
 
-    def _retrieve(self, index: Index, mode: str, query: Query, allowed: np.ndarray | None,
+    def _retrieve(self, index: Index, query: Query, allowed: np.ndarray | None,
                   k: int = 0) -> tuple[list[Candidate], list[Candidate]]:
         """The dense and BM25 candidate lists."""
         fetch = max(self.search_config.fetch_k, k)
@@ -387,7 +387,7 @@ class Pipeline:
                                                   self.search_config.rrf_k, allowed)
             ranked = [Candidate(int(r), float(s)) for s, r in zip(scores, rows) if 0 <= r < len(index.clauses)]
             return self._hits(index, ranked, query.vector, query.bm25)
-        dense, sparse = self._retrieve(index, mode, query, allowed, k)
+        dense, sparse = self._retrieve(index, query, allowed, k)
         if mode == "dense":
             ranked = dense[:k]
         elif mode == "bm25":

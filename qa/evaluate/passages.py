@@ -1,6 +1,6 @@
 """Passage-level comparison: our clause ranking against whole-passage baselines.
 
-A person who asks about a topic is answered when the first card comes from the right passage.
+A person who asks about a topic is served when the first result comes from the right passage.
 Here a passage is a section (``qa.sections``: a document cut at its first heading levels; a
 benchmark passage or a newspaper article is one section). The gold passage of a question is
 the section of its gold evidence (labelled sets; metadata questions are left out) or its gold
