@@ -237,3 +237,13 @@ def test_place_abbreviations_match_their_full_names():
     assert full_names("上海技术交易所落地重庆") == []          # the full names themselves add nothing
     assert full_names("港口吞吐量，山川秀美") == []             # 港 and 川 inside other words
     assert "上海" in tokenize("沪渝携手推进科技创新中心建设")
+
+
+def test_a_metadata_gold_naming_a_missing_field_fails_loudly(tmp_path, real_documents):
+    doc = next(d for d in real_documents if d.doc_id.startswith("004_"))
+    path = tmp_path / "set.jsonl"
+    path.write_text(json.dumps({"qid": "m1", "question": "发文字号是多少？", "gold": [
+        {"source": doc.source, "doc_id": doc.doc_id, "meta": "no_such_field"}]}, ensure_ascii=False) + "\n",
+        encoding="utf-8")
+    with pytest.raises(ev.GoldMissing, match="no_such_field"):
+        ev.load_labelled(path, real_documents)
