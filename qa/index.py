@@ -416,18 +416,19 @@ class Index:
 
     def section_bm25_scores(self, question: str, tokens: list[str]) -> np.ndarray:
         """BM25 of every section for a question (English words translated as in ``bm25_scores``)."""
-        groups = self._translated(question, tokens)
-        if not groups:
-            return self.section_bm25.scores(tokens)
-        return self.section_bm25.structured_scores([[[t]] for t in tokens if t in self.sparse] + groups)
+        query = self._structured(question, tokens)
+        return self.section_bm25.scores(tokens) if query is None else self.section_bm25.structured_scores(query)
 
     def section_similarities(self, vector: np.ndarray, rows: np.ndarray) -> np.ndarray:
         """Cosine of the question to the section of each row: (len(rows),) float32."""
         return self.section_vectors[self.row_section[np.asarray(rows, dtype=np.int64)]] @ vector
 
-    def _translated(self, question: str, tokens: list[str]) -> list:
+    def _structured(self, question: str, tokens: list[str]) -> list | None:
+        """The question as a structured query (its known tokens, then a group of Chinese
+        alternatives per translated English word or phrase), or None when nothing was translated."""
         foreign = [t for t in tokens if t.isascii() and t.isalpha() and t not in self.sparse]
-        return crosslingual.translate(question, self.lexicon, tok.STOPWORDS) if foreign and self.lexicon else []
+        groups = crosslingual.translate(question, self.lexicon, tok.STOPWORDS) if foreign and self.lexicon else []
+        return [[[t]] for t in tokens if t in self.sparse] + groups if groups else None
 
     def bm25_scores(self, question: str, tokens: list[str]) -> tuple[np.ndarray, bool]:
         """BM25 scores of every clause for a question, and whether English words were translated.
@@ -441,11 +442,8 @@ class Index:
             inside = rows < len(scores)
             scores[rows[inside]] = found[inside]
             return scores, False
-        groups = self._translated(question, tokens)
-        if not groups:
-            return self.sparse.scores(tokens), False
-        known = [[[t]] for t in tokens if t in self.sparse]
-        return self.sparse.structured_scores(known + groups), True
+        query = self._structured(question, tokens)
+        return (self.sparse.scores(tokens), False) if query is None else (self.sparse.structured_scores(query), True)
 
     def coverage(self, question: str) -> float:
         """Share of the question's information (stop words aside) carried by words that occur in
