@@ -178,7 +178,7 @@ def cli_cold_start(index_dir: Path, runs: int) -> dict[str, Any]:
 
 def ask_http(url: str, question: str, timeout: float = 120) -> dict:
     """One answer through the server's queue: POST /gradio_api/call/ask, then read its event stream."""
-    body = json.dumps({"data": [question, 5, "hybrid"]}).encode()
+    body = json.dumps({"data": [question, 5, "hybrid", None]}).encode()
     request = urllib.request.Request(url + "gradio_api/call/ask", data=body,
                                      headers={"Content-Type": "application/json"})
     event = json.loads(urllib.request.urlopen(request, timeout=timeout).read())["event_id"]

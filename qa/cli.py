@@ -28,6 +28,8 @@ from .errors import QAError  # noqa: E402
 DEFAULT_DOCS = Path("docs")
 DEFAULT_INDEX = Path("index/main")
 DEFAULT_QUESTIONS = Path("docs/eval/questions.jsonl")
+DEFAULT_USERS = Path("index/users.json")
+DEFAULT_FEEDBACK = Path("index/feedback.jsonl")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -126,7 +128,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--passages", action="store_true", help="also compare at passage level against whole-passage "
                    "dense and character-bigram BM25 baselines (qa/evaluate/passages.py)")
     p.add_argument("--check", action="store_true", help="only verify that every gold quote is in the documents")
-    p.add_argument("--feedback", type=Path, metavar="FEEDBACK.jsonl", help="turn the UI's 👍 votes into labelled "
+    p.add_argument("--feedback", type=Path, metavar="FEEDBACK.jsonl", help="turn the 👍 votes an editor accepted into labelled "
                    "questions (written to the report folder) and evaluate on them")
     p.set_defaults(func=cmd_eval)
 
@@ -140,9 +142,31 @@ def _parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("serve", help="start the web UI")
     with_index(p)
-    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1; "
+                                                       "any other needs users, or --no-auth)")
     p.add_argument("--port", type=int, default=7860)
+    p.add_argument("--users", type=Path, default=None, help=f"users file: sign-in required when it has users "
+                                                            f"(default: {DEFAULT_USERS} if it exists)")
+    p.add_argument("--no-auth", action="store_true", help="serve without signing in, also on a network address "
+                                                          "(everyone may edit documents)")
     p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("users", help="add, remove or list the users who may sign in, and their roles")
+    p.add_argument("action", choices=["add", "remove", "list"])
+    p.add_argument("name", nargs="?")
+    p.add_argument("--role", choices=["reader", "editor", "admin"], default="reader",
+                   help="reader: ask and vote; editor: + documents, evaluation, review; admin: + users")
+    p.add_argument("--replace", action="store_true", help="change an existing user's password or role")
+    p.add_argument("--users", type=Path, default=DEFAULT_USERS, help=f"users file (default {DEFAULT_USERS})")
+    p.set_defaults(func=cmd_users)
+
+    p = sub.add_parser("feedback", help="list the 👍/👎 votes, or accept or reject them as gold labels")
+    p.add_argument("action", choices=["list", "accept", "reject"])
+    p.add_argument("ids", nargs="*", help="vote ids (from: qa feedback list)")
+    p.add_argument("--file", type=Path, default=DEFAULT_FEEDBACK, help=f"votes file (default {DEFAULT_FEEDBACK})")
+    p.add_argument("--by", default=os.environ.get("USER", "cli"), help="reviewer name recorded with the verdict")
+    p.add_argument("--all", action="store_true", help="list reviewed votes too")
+    p.set_defaults(func=cmd_feedback)
     return parser
 
 
@@ -344,7 +368,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
                 raise QAError(f"{args.feedback}: no such file")
             rows = ev.feedback_to_labels(args.feedback, documents)
             if not rows:
-                raise QAError(f"{args.feedback}: no 👍 votes for clauses of the indexed documents")
+                raise QAError(f"{args.feedback}: no reviewed 👍 votes for clauses of the indexed documents "
+                              f"(an editor accepts votes in the Evaluate tab, or: qa feedback accept ID)")
             args.questions = (args.out or Path("reports") / name) / "questions.jsonl"
             args.questions.parent.mkdir(parents=True, exist_ok=True)
             args.questions.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
@@ -419,11 +444,71 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from app import launch
+    from .users import Users
 
+    from app import is_loopback, launch
+
+    path = args.users or DEFAULT_USERS
+    users = None
+    if not args.no_auth and (args.users or path.exists()):
+        users = Users(path)
+        if not users:
+            raise QAError(f"{path} has no users: add one with `qa users add NAME --role admin --users {path}`")
+    if users is None and not is_loopback(args.host) and not args.no_auth:
+        print(f"qa: error: refusing to serve on {args.host} without sign-in: add a user with "
+              f"`qa users add NAME --role admin` (then --users {path}), or pass --no-auth", file=sys.stderr)
+        return 2
+    if args.no_auth:
+        logging.getLogger("qa.serve").warning("serving on %s WITHOUT sign-in (--no-auth): anyone who can reach "
+                                              "it may change the documents", args.host)
     pipe = open_pipeline(args)
-    launch(pipe, host=args.host, port=args.port)
+    launch(pipe, host=args.host, port=args.port, users=users)
     return 0
+
+
+def cmd_users(args: argparse.Namespace) -> int:
+    import getpass
+
+    from .users import Users
+
+    users = Users(args.users)
+    if args.action == "list":
+        for user in users.list():
+            print(f"{user.name}\t{user.role}")
+        return 0
+    if not args.name:
+        raise QAError(f"qa users {args.action} needs a NAME")
+    if args.action == "remove":
+        users.remove(args.name)
+        print(f"removed {args.name} from {args.users}")
+        return 0
+    if sys.stdin.isatty():
+        password = getpass.getpass(f"password for {args.name}: ")
+        if getpass.getpass("again: ") != password:
+            raise QAError("the two passwords differ; nothing changed")
+    else:  # scripts: one line from standard input
+        password = sys.stdin.readline().rstrip("\r\n")
+    user = users.add(args.name, args.role, password, replace=args.replace)
+    print(f"{user.name} ({user.role}) saved in {args.users}")
+    return 0
+
+
+def cmd_feedback(args: argparse.Namespace) -> int:
+    from .feedback import Feedback
+
+    store = Feedback(args.file)
+    if args.action == "list":
+        for v in store.votes(pending_only=not args.all):
+            review = v.get("review") or {}
+            print(json.dumps({"id": v["id"], "time": v.get("time"), "user": v.get("user"), "vote": v["vote"],
+                              "question": v.get("question"), "text": v.get("text"),
+                              "review": review.get("verdict", "pending")}, ensure_ascii=False))
+        return 0
+    if not args.ids:
+        raise QAError(f"qa feedback {args.action} needs vote ids (see: qa feedback list)")
+    found = store.review(args.ids, "accepted" if args.action == "accept" else "rejected", by=args.by)
+    print(f"{found} of {len(set(args.ids))} votes marked {args.action}ed")
+    return 0 if found else 2
 
 
 if __name__ == "__main__":

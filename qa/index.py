@@ -33,7 +33,7 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Union
 
 import numpy as np
 
@@ -47,6 +47,9 @@ from .encoders.cache import EmbeddingCache, encode_passages
 from .errors import IndexCorrupt, IndexMismatch, NoDocuments
 from .sparse import GroupedBM25, Postings, SparseIndex
 from .types import Clause, Document
+
+#: True for a progress bar on stderr, or a function told (clauses embedded, clauses to embed)
+Progress = Union[bool, Callable[[int, int], None]]
 
 log = logging.getLogger(__name__)
 
@@ -244,7 +247,7 @@ class Index:
 
     @classmethod
     def build(cls, documents: Sequence[Document], encoder: Encoder, target: Path, config: IndexConfig,
-              corpus: dict[str, Any], cache: EmbeddingCache | None = None, progress: bool = True,
+              corpus: dict[str, Any], cache: EmbeddingCache | None = None, progress: Progress = True,
               skipped: Sequence[dict[str, str]] = ()) -> "Index":
         """Chunk, embed and index ``documents``; publish the folder at ``target`` atomically."""
         if not documents:
@@ -304,7 +307,7 @@ class Index:
             crosslingual.build_lexicon(self.sparse.vocabulary(), tok.tokenize)
 
     def update(self, added: Sequence[Document], removed: set[str], encoder: Encoder, target: Path,
-               corpus: dict[str, Any], cache: EmbeddingCache | None = None, progress: bool = False,
+               corpus: dict[str, Any], cache: EmbeddingCache | None = None, progress: Progress = False,
                skipped: Sequence[dict[str, str]] = ()) -> "Index":
         """A new index version with ``removed`` document ids gone and ``added`` documents in.
 
@@ -510,7 +513,7 @@ class Index:
 
 
 def _prepare(documents: Sequence[Document], encoder: Encoder, config: IndexConfig,
-             cache: EmbeddingCache | None, progress: bool) -> tuple[list[Clause], np.ndarray, list[list[str]]]:
+             cache: EmbeddingCache | None, progress: Progress) -> tuple[list[Clause], np.ndarray, list[list[str]]]:
     """Clauses, their vectors and their BM25 tokens."""
     clauses: list[Clause] = []
     for doc in documents:
@@ -593,14 +596,20 @@ def _link_tree(source: Path, target: Path) -> None:
             shutil.copy2(path, target / path.name)
 
 
-def _embed(encoder: Encoder, texts: list[str], cache: EmbeddingCache | None, progress: bool) -> np.ndarray:
+def _embed(encoder: Encoder, texts: list[str], cache: EmbeddingCache | None, progress: Progress) -> np.ndarray:
+    """``progress``: True for a progress bar on stderr, or a function called with (done, total)."""
     from tqdm.auto import tqdm
 
     if not texts:
         return np.zeros((0, encoder.dim), dtype=np.float32)
-    with tqdm(total=len(texts), desc="embedding clauses", unit="clause", disable=not progress,
+    with tqdm(total=len(texts), desc="embedding clauses", unit="clause", disable=progress is not True,
               mininterval=0.5) as bar:
-        return encode_passages(encoder, texts, cache, progress=bar.update)
+        def advance(n: int) -> None:
+            bar.update(n)
+            if callable(progress):
+                progress(bar.n, len(texts))
+
+        return encode_passages(encoder, texts, cache, progress=advance)
 
 
 def _write_jsonl(path: Path, rows) -> None:

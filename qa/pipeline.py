@@ -26,7 +26,7 @@ from .encoders import Encoder, describe, load_encoder, normalize_rows
 from .encoders.cache import EmbeddingCache, encode_queries
 from .errors import EmptyQuestion, IndexCorrupt, IndexError_, IndexMismatch, IndexMissing, QAError
 from .fusion import contextual, rrf
-from .index import Candidate, Index
+from .index import Candidate, Index, Progress
 from .ingest import UnreadableFile, list_files, load_file, load_folder
 from .ingest.clean import normalize
 from .ingest.pool import load_pool
@@ -214,7 +214,7 @@ class Pipeline:
             index = build_index(corpus, index_dir, config, progress=progress)
         return cls(index, encoder, corpus, search, index_dir)
 
-    def refresh(self, progress: bool = False) -> bool:
+    def refresh(self, progress: Progress = False) -> bool:
         """Rebuild if the documents changed since the index was built; True if it did.
 
         Queries keep being answered from the old index during the rebuild; the new one
@@ -482,7 +482,7 @@ def _cosines(index: Index, rows: list[int], vector: np.ndarray, known: dict[int,
 
 
 def build_index(corpus: Corpus, index_dir: Path, config: IndexConfig, encoder: Encoder | None = None,
-                progress: bool = False) -> Index:
+                progress: Progress = False) -> Index:
     """Read the corpus and build its index at ``index_dir`` (atomically replacing any old one)."""
     encoder = encoder or load_encoder(config.encoder)
     description = corpus.describe()  # hashed before reading, so an edit during the build is seen as stale

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-import app
-from qa.ingest.upload import UploadRefused, add_document, safe_name
+from qa.audit import AuditLog
+from qa.ingest.upload import Library, UploadRefused, safe_name
+from qa.ui import render as app
 
 XSS = "<img src=x onerror=alert(1)>"
 
@@ -47,6 +48,12 @@ def test_safe_names_cannot_leave_the_folder(given, expected):
 
 def test_upload_refuses_unsupported_broken_large_and_existing(tmp_path):
     docs = tmp_path / "docs"
+    library = Library(docs, AuditLog(tmp_path / "audit.jsonl"))
+
+    def add_document(source, docs, name=None, overwrite=False, max_bytes=None):
+        library.max_bytes = max_bytes or 20 * 2**20
+        return library.add(source, name, overwrite)
+
     good = tmp_path / "ok.txt"
     good.write_text("通知：申报截止时间为6月30日。", encoding="utf-8")
     assert add_document(good, docs).name == "ok.txt"
@@ -64,4 +71,5 @@ def test_upload_refuses_unsupported_broken_large_and_existing(tmp_path):
         add_document(docx, docs)
     with pytest.raises(UploadRefused, match="upload limit"):
         add_document(good, docs, name="big.txt", max_bytes=10)
-    assert sorted(p.name for p in docs.iterdir()) == ["ok.txt"]
+    assert sorted(p.name for p in docs.iterdir()) == [".history", ".uploads", "ok.txt"]
+    assert list((docs / ".uploads").iterdir()) == []

@@ -108,22 +108,26 @@ def test_compare_reports_broken_questions():
     assert "broken (was rank 1): 1" in text and "recall@1 -1.000" in text
 
 
-def test_feedback_votes_become_labelled_questions(tmp_path, capsys, docs_dir):
+def test_only_reviewed_up_votes_become_labelled_questions(tmp_path, capsys, docs_dir):
+    from qa.feedback import Feedback
+
     index = tmp_path / "index" / "main"
-    votes = [
-        {"vote": "up", "question": "技术经纪人培养了多少？", "clause_id": "x", "doc_id": "004_7cff1f0ee75349d5",
-         "text": "获批国家技术转移人才培养基地,引入川渝优质讲师资源,培育技术经纪人2576人次。"},
-        {"vote": "up", "question": "江北区科技型企业", "clause_id": "y", "doc_id": "000_6fc131b340d0f134-2",
-         "text": "今年一季度，该区新增科技型企业51家，全区科技型企业总量目前已达1311家。"},
-        {"vote": "down", "question": "江北区科技型企业", "clause_id": "y", "doc_id": "000_6fc131b340d0f134-2",
-         "text": "今年一季度，该区新增科技型企业51家，全区科技型企业总量目前已达1311家。"},
-    ]
+    brokers = {"question": "技术经纪人培养了多少？", "clause_id": "x", "doc_id": "004_7cff1f0ee75349d5",
+               "text": "获批国家技术转移人才培养基地,引入川渝优质讲师资源,培育技术经纪人2576人次。"}
+    firms = {"question": "江北区科技型企业", "clause_id": "y", "doc_id": "000_6fc131b340d0f134-2",
+             "text": "今年一季度，该区新增科技型企业51家，全区科技型企业总量目前已达1311家。"}
     path = tmp_path / "feedback.jsonl"
-    path.write_text("".join(json.dumps(v, ensure_ascii=False) + "\n" for v in votes), encoding="utf-8")
+    store = Feedback(path)
+    accepted = store.vote("ann", brokers, "up")
+    rejected = store.vote("bob", firms, "up")
+    store.vote("carl", firms, "up")  # never reviewed: not gold
+    store.vote("dora", {**brokers, "clause_id": "z", "text": "不存在的条款"}, "up")
+    assert store.review([accepted["id"]], "accepted", by="ed") == 1
+    assert store.review([rejected["id"], "nonexistent"], "rejected", by="ed") == 1
     out = tmp_path / "fb"
     assert main(["eval", "--feedback", str(path), "--docs", str(docs_dir), "--index", str(index),
                  "--out", str(out), "--modes", "hybrid"]) == 0
     rows = [json.loads(line) for line in (out / "questions.jsonl").read_text(encoding="utf-8").splitlines()]
-    assert len(rows) == 1 and rows[0]["gold"][0]["source"] == "004_7cff1f0ee75349d5.txt"  # the 👎 cancelled
+    assert len(rows) == 1 and rows[0]["gold"][0]["source"] == "004_7cff1f0ee75349d5.txt"
     report = json.loads((out / "report.json").read_text(encoding="utf-8"))
     assert report["questions"] == 1 and report["modes"]["hybrid"]["metrics"]["recall@5"] == 1.0

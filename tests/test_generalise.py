@@ -205,7 +205,7 @@ def test_tuned_defaults_are_the_ones_chosen_on_dev():
 
 
 def test_the_ui_shows_a_document_card_as_the_document(pipeline):
-    import app
+    from qa.ui import render as app
 
     answer = pipeline.ask("这份答复函的索引号是多少？", k=3)
     hit = next(h for h in answer.hits if h.clause.kind == "card")

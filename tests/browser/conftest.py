@@ -28,18 +28,16 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="session")
-def server(tmp_path_factory):
-    """`qa serve` on a copy of docs/ plus a document carrying an HTML payload."""
-    root = tmp_path_factory.mktemp("served")
+def _start(root: Path, extra: list[str], env: dict[str, str] | None = None) -> tuple[subprocess.Popen, str]:
+    """`qa serve` on a copy of docs/ plus a document carrying an HTML payload, in ``root``."""
     docs = root / "docs"
     shutil.copytree(ROOT / "docs", docs)
     (docs / "xss-test.txt").write_text(f"安全测试文件\n\n本文件包含一段网页代码{XSS}，应当原样显示为文字。\n", encoding="utf-8")
     port = _free_port()
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "GRADIO_ANALYTICS_ENABLED": "False"}
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "GRADIO_ANALYTICS_ENABLED": "False", **(env or {})}
     log = open(root / "server.log", "w")
     proc = subprocess.Popen([sys.executable, "-m", "qa.cli", "serve", "--docs", str(docs), "--index",
-                             str(root / "index" / "main"), "--port", str(port)],
+                             str(root / "index" / "main"), "--port", str(port), *extra],
                             cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}/"
     deadline = time.time() + 180
@@ -48,18 +46,54 @@ def server(tmp_path_factory):
             raise RuntimeError(f"server exited: {(root / 'server.log').read_text()[-2000:]}")
         try:
             urllib.request.urlopen(url, timeout=2)
-            break
+            return proc, url
         except OSError:
             time.sleep(0.5)
-    else:
-        proc.kill()
-        raise RuntimeError("server did not start in 180 s")
-    yield {"url": url, "docs": docs, "root": root, "port": port, "pid": proc.pid}
+    proc.kill()
+    raise RuntimeError("server did not start in 180 s")
+
+
+def _stop(proc: subprocess.Popen) -> None:
     proc.terminate()
     try:
         proc.wait(10)
     except subprocess.TimeoutExpired:
         proc.kill()
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory):
+    """A server without sign-in (loopback, --no-auth): everyone is an editor."""
+    root = tmp_path_factory.mktemp("served")
+    proc, url = _start(root, ["--no-auth"])
+    yield {"url": url, "docs": root / "docs", "root": root, "port": int(url.rsplit(":", 1)[1].strip("/")),
+           "pid": proc.pid}
+    _stop(proc)
+
+
+USERS = {"ed": ("editor", "editor-pass-1"), "rita": ("reader", "reader-pass-1")}
+
+
+@pytest.fixture(scope="session")
+def signed_server(tmp_path_factory):
+    """A server with users (an editor, a reader) and a 10 s limit on reading a file."""
+    from qa.users import Users
+
+    root = tmp_path_factory.mktemp("signed")
+    users = Users(root / "users.json")
+    for name, (role, password) in USERS.items():
+        users.add(name, role, password)
+    proc, url = _start(root, ["--users", str(root / "users.json")], {"QA_PARSE_SECONDS": "10"})
+    yield {"url": url, "docs": root / "docs", "root": root, "pid": proc.pid}
+    _stop(proc)
+
+
+def sign_in(page, url: str, name: str, password: str) -> None:
+    page.goto(url)
+    page.wait_for_selector("input[type=password]", timeout=60000)
+    page.locator("input[type=text]").first.fill(name)
+    page.locator("input[type=password]").fill(password)
+    page.get_by_role("button", name="登录").click()
 
 
 @pytest.fixture(scope="session")

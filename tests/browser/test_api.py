@@ -52,5 +52,5 @@ def _call_raw(url: str, data: list) -> dict:
 
 
 def test_lone_surrogates_over_raw_http(server):
-    result = _call_raw(server["url"], ["科技\ud800企业\udfff总量", 2, "hybrid"])
+    result = _call_raw(server["url"], ["科技\ud800企业\udfff总量", 2, "hybrid", None])
     assert result["hits"] and "error" not in result

@@ -21,3 +21,17 @@ def test_concurrent_clients_get_answers_without_errors(server):
     assert figures["errors"] == 0, figures["error_samples"]
     assert figures["p99_ms"] < 10_000
     assert figures["rss_mb_max"] - figures["rss_mb_start"] < 150  # no growth per request
+
+
+def test_signed_in_clients_are_answered_while_an_upload_indexes(signed_server, tmp_path):
+    from load import big_document, sign_in, upload
+
+    from .conftest import USERS
+
+    url = signed_server["url"]
+    readers = [sign_in(url, "rita", USERS["rita"][1]) for _ in range(4)]
+    document = big_document(tmp_path / "load-test.txt", 0.2)
+    upload(url, sign_in(url, "ed", USERS["ed"][1]), document)  # queued: returns before indexing ends
+    figures = run_load(url, clients=4, total=60, server_pid=signed_server["pid"], headers=readers)
+    assert figures["errors"] == 0, figures["error_samples"]
+    assert (signed_server["docs"] / "load-test.txt").exists()

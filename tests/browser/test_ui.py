@@ -55,21 +55,25 @@ def test_html_in_a_document_and_in_a_question_is_shown_as_text(page):
     shot(page, "ui-xss")
 
 
-def test_feedback_is_appended_with_the_clause(page, server):
+def test_votes_keep_one_current_vote_and_un_voting_removes_it(page, server):
+    from qa.feedback import Feedback
+
     ask(page, "培育技术经纪人多少人次？")
     # the page runs in zh-CN, where Gradio labels the buttons 赞/踩; 0 is the summary message
-    page.locator("#qa-chat button[aria-label='赞'], #qa-chat button[aria-label='Like']").nth(1).click()
-    path = server["root"] / "index" / "feedback.jsonl"
+    like = page.locator("#qa-chat button[aria-label='赞'], #qa-chat button[aria-label='Like']").nth(1)
+    like.click()
     page.wait_for_timeout(1500)
-    import json
-
-    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
-    assert rows[-1]["vote"] == "up" and rows[-1]["question"] == "培育技术经纪人多少人次？"
-    assert rows[-1]["clause_id"] and rows[-1]["text"]
+    store = Feedback(server["root"] / "index" / "feedback.jsonl")
+    votes = store.votes()
+    assert len(votes) == 1 and votes[0]["vote"] == "up" and votes[0]["user"] == "anonymous"
+    assert votes[0]["question"] == "培育技术经纪人多少人次？" and votes[0]["clause_id"] and votes[0]["text"]
     page.locator("#qa-chat button[aria-label='踩'], #qa-chat button[aria-label='Dislike']").nth(2).click()
     page.wait_for_timeout(1500)
-    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
-    assert rows[-1]["vote"] == "down" and rows[-1]["rank"] == 2
+    votes = Feedback(store.path).votes()
+    assert sorted((v["rank"], v["vote"]) for v in votes) == [(1, "up"), (2, "down")]
+    page.locator("#qa-chat button[aria-label='Liked']").first.click()  # un-like the first card
+    page.wait_for_timeout(1500)
+    assert [(v["rank"], v["vote"]) for v in Feedback(store.path).votes()] == [(2, "down")]
 
 
 def test_upload_a_document_and_find_its_clause(page, server, tmp_path):
@@ -80,8 +84,9 @@ def test_upload_a_document_and_find_its_clause(page, server, tmp_path):
     page.locator("#qa-upload input[type=file]").set_input_files(str(doc))
     page.wait_for_timeout(1000)
     page.click("#qa-add")
-    page.wait_for_function("document.querySelector('#qa-upload-status') && "
-                           "document.querySelector('#qa-upload-status').innerText.includes('已添加')", timeout=120000)
+    page.wait_for_function("document.querySelector('#qa-jobs') && "
+                           "document.querySelector('#qa-jobs').innerText.includes('已添加')", timeout=120000)
+    assert "100%" in page.locator("#qa-jobs").inner_text()  # the job's progress bar ran to the end
     assert (server["docs"] / "新能源补贴通知.txt").exists()
     assert "关于新能源汽车充电设施建设补贴的通知" in page.locator("#qa-doc-table").inner_text()
     page.wait_for_timeout(1000)
@@ -98,7 +103,10 @@ def test_upload_of_a_broken_file_is_refused_with_a_message(page, tmp_path):
     page.locator("#qa-upload input[type=file]").set_input_files(str(bad))
     page.wait_for_timeout(1000)
     page.click("#qa-add")
-    page.wait_for_selector("text=cannot read this .pdf file", timeout=30000)
+    page.wait_for_function("document.querySelector('#qa-jobs') && "
+                           "document.querySelector('#qa-jobs').innerText.includes('cannot read this .pdf file')",
+                           timeout=60000)
+    assert "失败 failed" in page.locator("#qa-jobs").inner_text()
 
 
 def test_evaluate_tab_shows_metrics(page):
