@@ -63,6 +63,13 @@ def refuse(exc: QAError) -> gr.Error:
     return gr.Error(html.escape(str(exc), quote=False), print_exception=False)
 
 
+def heading(pipeline: Pipeline) -> str:
+    """The page's title line with the index as it is now (uploads change the counts)."""
+    m = pipeline.index.manifest
+    return (f"## 政策条款检索 · Policy clause search\n{m['counts']['documents']} 篇文档 · "
+            f"{m['counts']['clauses']} 条条款 · 编码器 {esc(m['encoder']['backend'])}:{esc(m['encoder']['model'])}")
+
+
 def build_app(pipeline: Pipeline, *, users: Users | None = None, feedback_path: Path | None = None,
               questions_path: Path | None = None, audit_path: Path | None = None, jobs: Jobs | None = None):
     """The Gradio Blocks for ``pipeline``.
@@ -132,7 +139,10 @@ def build_app(pipeline: Pipeline, *, users: Users | None = None, feedback_path: 
 
     def on_poll(ids, seen, request: gr.Request):
         """The session's jobs: status lines; fresh tables when one finished; stop when all did."""
-        access.user(request)
+        try:
+            access.user(request)
+        except QAError:  # signed out or removed meanwhile: stop polling instead of an error a second
+            return (*[gr.skip()] * 10, gr.Timer(active=False))
         mine = [j for j in (jobs.get(i) for i in ids or []) if j is not None]
         finished = [j for j in mine if not j.active and j.id not in (seen or [])]
         changed_docs = any(j.kind in ("upload", "delete") for j in finished)
@@ -140,6 +150,7 @@ def build_app(pipeline: Pipeline, *, users: Users | None = None, feedback_path: 
         status = "".join(render.job_status(j) for j in reversed(mine[-4:]))  # newest first
         keep = gr.skip()
         return (status, [*(seen or []), *(j.id for j in finished)][-40:],
+                heading(pipeline) if changed_docs else keep,
                 documents.rows(pipeline) if changed_docs else keep,
                 gr.update(choices=documents.choices(pipeline)) if changed_docs else keep,
                 gr.update(choices=documents.files(pipeline)) if changed_docs else keep,
@@ -156,7 +167,7 @@ def build_app(pipeline: Pipeline, *, users: Users | None = None, feedback_path: 
         editor = bool(user and user.can("upload"))
         who = (f"已登录 **{esc(user.name)}** ({user.role})" if user and access.signs_in else
                "未启用登录 (no sign-in: everyone may edit; start with --users to require one)")
-        return (who, gr.update(visible=access.signs_in), gr.update(visible=editor), gr.update(visible=editor),
+        return (heading(pipeline), who, gr.update(visible=access.signs_in), gr.update(visible=editor), gr.update(visible=editor),
                 gr.update(visible=editor), gr.update(visible=bool(user and user.can("evaluate"))),
                 gr.update(visible=bool(user and user.can("review"))),
                 documents.audit_rows(audit) if user and user.can("audit") else [],
@@ -208,11 +219,8 @@ def build_app(pipeline: Pipeline, *, users: Users | None = None, feedback_path: 
         state = gr.State({"passages": {}, "last": None})
         job_ids, seen = gr.State([]), gr.State([])
         timer = gr.Timer(1.0, active=False)
-        m = pipeline.index.manifest
         with gr.Row():
-            gr.Markdown(f"## 政策条款检索 · Policy clause search\n"
-                        f"{m['counts']['documents']} 篇文档 · {m['counts']['clauses']} 条条款 · "
-                        f"编码器 {esc(m['encoder']['backend'])}:{esc(m['encoder']['model'])}")
+            title = gr.Markdown(heading(pipeline))
             with gr.Column(scale=0, min_width=260):
                 who = gr.Markdown(elem_id="qa-who")
                 sign_out = gr.Button("退出 Sign out", link="/logout", size="sm", visible=False, elem_id="qa-sign-out")
@@ -278,10 +286,10 @@ def build_app(pipeline: Pipeline, *, users: Users | None = None, feedback_path: 
                 list_votes.click(on_review_list, None, votes, **private)
                 accept.click(on_accept, [vote_ids], [reviewed, votes], **private)
                 reject.click(on_reject, [vote_ids], [reviewed, votes], **private)
-        timer.tick(on_poll, [job_ids, seen], [jobs_box, seen, table, doc_filter, doomed, audit_table, metrics, chart,
-                                               fails, timer], **private)
-        demo.load(on_load, None, [who, sign_out, upload_row, delete_row, audit_box, eval_tab, review_box, audit_table,
-                                  table, doc_filter, doomed], **private)
+        timer.tick(on_poll, [job_ids, seen], [jobs_box, seen, title, table, doc_filter, doomed, audit_table, metrics,
+                                               chart, fails, timer], **private)
+        demo.load(on_load, None, [title, who, sign_out, upload_row, delete_row, audit_box, eval_tab, review_box,
+                                  audit_table, table, doc_filter, doomed], **private)
         eval_tab.select(on_review_list, None, votes, **private)  # the newest votes each time the tab opens
 
         gr.api(api_ask, api_name="ask")
