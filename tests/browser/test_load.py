@@ -34,4 +34,11 @@ def test_signed_in_clients_are_answered_while_an_upload_indexes(signed_server, t
     upload(url, sign_in(url, "ed", USERS["ed"][1]), document)  # queued: returns before indexing ends
     figures = run_load(url, clients=4, total=60, server_pid=signed_server["pid"], headers=readers)
     assert figures["errors"] == 0, figures["error_samples"]
-    assert (signed_server["docs"] / "load-test.txt").exists()
+    import json
+    import time
+
+    manifest = signed_server["root"] / "index" / "main" / "manifest.json"
+    deadline = time.time() + 600  # then the upload's job has finished: later tests do not queue behind it
+    while "load-test.txt" not in json.loads(manifest.read_text(encoding="utf-8"))["corpus"]["sources"]:
+        assert time.time() < deadline, "the uploaded document was not indexed in 10 minutes"
+        time.sleep(1)
