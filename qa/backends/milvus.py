@@ -28,6 +28,36 @@ from ..errors import MissingDependency, QAError
 log = logging.getLogger(__name__)
 
 TOKEN_ENV = "QA_MILVUS_TOKEN"
+#: set to 1 (or ``qa index --insecure``) to send a token over plain http:// to another machine
+INSECURE_ENV = "QA_MILVUS_INSECURE"
+
+
+def check_uri(uri: str, token: str, insecure: bool = False) -> None:
+    """Refuse a URI that would leak a secret: credentials written into it (they would be saved in
+    the index manifest and printed in messages), or a token sent in the clear to another machine.
+
+    Raises:
+        QAError: saying where the secret belongs instead.
+    """
+    import ipaddress
+    from urllib.parse import urlsplit
+
+    if "://" not in uri:
+        return  # a Milvus Lite file
+    parts = urlsplit(uri)
+    if parts.username or parts.password:
+        raise QAError(f"the Milvus URI carries credentials; give {parts.scheme}://{parts.hostname}"
+                      f"{f':{parts.port}' if parts.port else ''} and put the token in {TOKEN_ENV}")
+    if not token or parts.scheme == "https" or insecure:
+        return
+    host = parts.hostname or ""
+    try:
+        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = False
+    if not loopback:
+        raise QAError(f"refusing to send the Milvus token over plain {parts.scheme}:// to {host}: use https://, "
+                      f"or pass --insecure ({INSECURE_ENV}=1) on a network you trust")
 DENSE, SPARSE, TEXT, BUILTIN = "dense", "sparse", "text", "bm25_builtin"
 
 
@@ -47,7 +77,11 @@ def _client(uri: str):
     spin = os.environ.get("GOMP_SPINCOUNT")
     os.environ["GOMP_SPINCOUNT"] = "0"
     try:
-        return MilvusClient(uri=uri, token=os.environ.get(TOKEN_ENV, ""))
+        token = os.environ.get(TOKEN_ENV, "")
+        check_uri(uri, token, os.environ.get(INSECURE_ENV) == "1")
+        return MilvusClient(uri=uri, token=token)
+    except QAError:
+        raise
     except Exception as exc:  # the server is down, the file is not a Milvus Lite file, ...
         raise QAError(f"cannot connect to Milvus at {uri}: {exc}") from exc
     finally:
