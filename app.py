@@ -299,17 +299,6 @@ def build_app(pipeline: Pipeline, *, users: Users | None = None, feedback_path: 
     return demo
 
 
-def is_loopback(host: str) -> bool:
-    import ipaddress
-
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def launch(pipeline: Pipeline, host: str = "127.0.0.1", port: int = 7860, watch: bool = True,
            users: Users | None = None) -> None:
     """Serve the UI; rebuild the index in the background when the documents change.

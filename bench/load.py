@@ -61,6 +61,31 @@ def sign_in(url: str, name: str, password: str) -> dict:
     return {"Cookie": "; ".join(c.split(";", 1)[0] for c in response.headers.get_all("set-cookie"))}
 
 
+def call_event(url: str, headers: dict, fn_name: str, data: list, timeout: float = 300) -> dict:
+    """Run a page event by its function's name through /gradio_api/queue/join, as the page does;
+    returns Gradio's last message (``success``, ``output``)."""
+    import uuid
+
+    config = json.loads(urllib.request.urlopen(urllib.request.Request(url + "config", headers=headers),
+                                               timeout=60).read())
+    fn_index = next(i for i, d in enumerate(config["dependencies"]) if d.get("api_name") == fn_name)
+    session = uuid.uuid4().hex
+    request = urllib.request.Request(url + "gradio_api/queue/join", data=json.dumps(
+        {"data": data, "fn_index": fn_index, "session_hash": session, "event_data": None, "trigger_id": None}).encode(),
+        headers={**headers, "Content-Type": "application/json"})
+    urllib.request.urlopen(request, timeout=60)
+    stream = urllib.request.urlopen(urllib.request.Request(f"{url}gradio_api/queue/data?session_hash={session}",
+                                                           headers=headers), timeout=timeout)
+    last: dict = {}
+    for raw in stream:
+        line = raw.decode("utf-8").strip()
+        if line.startswith("data:"):
+            last = json.loads(line[5:])
+            if last.get("msg") == "process_completed":
+                break
+    return last
+
+
 def upload(url: str, headers: dict, path: Path) -> None:
     """Upload ``path`` through the Documents tab's event, as the page does: the file to
     /gradio_api/upload, then the "Add to index" event through the queue."""
@@ -72,23 +97,10 @@ def upload(url: str, headers: dict, path: Path) -> None:
     request = urllib.request.Request(url + "gradio_api/upload", data=body, headers={
         **headers, "Content-Type": f"multipart/form-data; boundary={boundary}"})
     server_path = json.loads(urllib.request.urlopen(request, timeout=300).read())[0]
-    config = json.loads(urllib.request.urlopen(urllib.request.Request(url + "config", headers=headers)).read())
-    fn_index = next(i for i, d in enumerate(config["dependencies"]) if d.get("api_name") == "on_upload")
-    session = uuid.uuid4().hex
     data = [{"path": server_path, "orig_name": path.name, "meta": {"_type": "gradio.FileData"}}, False, []]
-    request = urllib.request.Request(url + "gradio_api/queue/join", data=json.dumps(
-        {"data": data, "fn_index": fn_index, "session_hash": session, "event_data": None, "trigger_id": None}).encode(),
-        headers={**headers, "Content-Type": "application/json"})
-    urllib.request.urlopen(request, timeout=60)
-    stream = urllib.request.urlopen(urllib.request.Request(f"{url}gradio_api/queue/data?session_hash={session}",
-                                                           headers=headers), timeout=300)
-    for raw in stream:
-        line = raw.decode().strip()
-        if line.startswith("data:") and json.loads(line[5:]).get("msg") == "process_completed":
-            message = json.loads(line[5:])
-            if not message.get("success"):
-                raise RuntimeError(f"upload refused: {message}")
-            return
+    message = call_event(url, headers, "on_upload", data)
+    if not message.get("success"):
+        raise RuntimeError(f"upload refused: {message}")
 
 
 def big_document(path: Path, megabytes: float) -> Path:

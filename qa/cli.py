@@ -456,9 +456,10 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from .users import Users
+    from app import launch
 
-    from app import is_loopback, launch
+    from .net import is_loopback
+    from .users import Users
 
     path = args.users or DEFAULT_USERS
     users = None

@@ -23,11 +23,9 @@ from pathlib import Path
 from .errors import QAError
 
 ROLES = ("reader", "editor", "admin")
-RIGHTS = {
-    "reader": frozenset({"ask", "vote"}),
-    "editor": frozenset({"ask", "vote", "upload", "delete", "evaluate", "review", "audit"}),
-    "admin": frozenset({"ask", "vote", "upload", "delete", "evaluate", "review", "audit", "users"}),
-}
+_READER = frozenset({"ask", "vote"})
+_EDITOR = _READER | {"upload", "delete", "evaluate", "review", "audit"}
+RIGHTS = {"reader": _READER, "editor": _EDITOR, "admin": _EDITOR | {"users"}}
 DEFAULT_FILE = Path("index/users.json")
 MIN_PASSWORD = 8
 #: after this many wrong passwords for one name within LOCK_SECONDS, that name is locked for

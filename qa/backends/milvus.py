@@ -39,8 +39,9 @@ def check_uri(uri: str, token: str, insecure: bool = False) -> None:
     Raises:
         QAError: saying where the secret belongs instead.
     """
-    import ipaddress
     from urllib.parse import urlsplit
+
+    from ..net import is_loopback
 
     if "://" not in uri:
         return  # a Milvus Lite file
@@ -51,11 +52,7 @@ def check_uri(uri: str, token: str, insecure: bool = False) -> None:
     if not token or parts.scheme == "https" or insecure:
         return
     host = parts.hostname or ""
-    try:
-        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        loopback = False
-    if not loopback:
+    if not is_loopback(host):
         raise QAError(f"refusing to send the Milvus token over plain {parts.scheme}:// to {host}: use https://, "
                       f"or pass --insecure ({INSECURE_ENV}=1) on a network you trust")
 DENSE, SPARSE, TEXT, BUILTIN = "dense", "sparse", "text", "bm25_builtin"

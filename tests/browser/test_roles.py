@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
-import json
+import sys
 import time
 import urllib.error
-import urllib.parse
 import urllib.request
+from pathlib import Path
 
 import pytest
 
 from .conftest import USERS, XSS, ask, shot, sign_in
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
+from load import call_event  # noqa: E402
+from load import sign_in as sign_in_http  # noqa: E402
 
 pytestmark = pytest.mark.browser
 
@@ -53,34 +57,9 @@ def test_a_reader_asks_but_sees_no_document_or_evaluation_controls(context, sign
     shot(page, "ui-reader")
 
 
-def _session(url: str, name: str, password: str) -> dict:
-    """Sign in over HTTP as any client would; returns the cookie header."""
-    body = urllib.parse.urlencode({"username": name, "password": password}).encode()
-    response = urllib.request.urlopen(urllib.request.Request(url + "login", data=body), timeout=30)
-    cookies = [c.split(";", 1)[0] for c in response.headers.get_all("set-cookie")]
-    return {"Cookie": "; ".join(cookies)}
-
-
 def _queue_call(url: str, headers: dict, fn_name: str, data: list) -> tuple[str, str]:
-    """Call an event by its function name through /gradio_api/queue/join, as the page does;
-    returns (event kind, message) of the last message."""
-    config = json.loads(urllib.request.urlopen(urllib.request.Request(url + "config", headers=headers),
-                                               timeout=30).read())
-    fn_index = next(i for i, d in enumerate(config["dependencies"]) if d.get("api_name") == fn_name)
-    session = f"s{time.time_ns()}"
-    body = json.dumps({"data": data, "fn_index": fn_index, "session_hash": session, "event_data": None,
-                       "trigger_id": None}).encode()
-    urllib.request.urlopen(urllib.request.Request(url + "gradio_api/queue/join", data=body,
-                                                  headers={**headers, "Content-Type": "application/json"}), timeout=30)
-    stream = urllib.request.urlopen(urllib.request.Request(f"{url}gradio_api/queue/data?session_hash={session}",
-                                                           headers=headers), timeout=120)
-    last = {}
-    for raw in stream:
-        line = raw.decode("utf-8").strip()
-        if line.startswith("data:"):
-            last = json.loads(line[5:])
-            if last.get("msg") == "process_completed":
-                break
+    """(ok or error, message) of an event called through the queue as the page calls it."""
+    last = call_event(url, headers, fn_name, data, timeout=120)
     output = last.get("output") or {}
     return ("error" if not last.get("success") else "ok"), str(output.get("error") or output)
 
@@ -90,7 +69,7 @@ def test_a_reader_cannot_call_editor_events_through_the_api(signed_server):
     with pytest.raises(urllib.error.HTTPError) as caught:
         urllib.request.urlopen(url + "config", timeout=30)
     assert caught.value.code == 401  # nothing without signing in, also on 127.0.0.1
-    reader = _session(url, "rita", USERS["rita"][1])
+    reader = sign_in_http(url, "rita", USERS["rita"][1])
     before = sorted(p.name for p in signed_server["docs"].iterdir())
     kind, message = _queue_call(url, reader, "on_delete", [None, []])
     assert kind == "error" and "rita (reader) may not delete documents" in message
