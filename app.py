@@ -81,7 +81,8 @@ def build_app(pipeline: Pipeline, *, users: Users | None = None, feedback_path: 
         audit_path: the audit trail of document changes (default: beside the index, audit.jsonl).
         jobs: the background job queue (default: a new one).
     """
-    home = Path(pipeline.index_dir).absolute().parent
+    # a query server reading Milvus has no index folder: its votes and audit trail go to ./index
+    home = Path(pipeline.index_dir).absolute().parent if pipeline.index_dir else Path("index").absolute()
     docs_dir = pipeline.corpus.path if pipeline.corpus and pipeline.corpus.kind == "folder" else None
     questions_path = questions_path or (docs_dir / "eval" / "questions.jsonl" if docs_dir else None)
     access = Access(users)
@@ -92,12 +93,12 @@ def build_app(pipeline: Pipeline, *, users: Users | None = None, feedback_path: 
 
     # -- wiring: each function checks the caller's right, then calls a plain handler ---------
 
-    def on_respond(message, history, k, mode, doc_filter, state, request: gr.Request):
+    def on_respond(message, history, k, mode, doc_filter, state, agency, since, until, request: gr.Request):
         try:
             user = access.require(request, "ask")
         except QAError as exc:
             raise refuse(exc) from None
-        return ask.respond(pipeline, user, message, history, k, mode, doc_filter, state)
+        return ask.respond(pipeline, user, message, history, k, mode, doc_filter, state, agency, since, until)
 
     def on_vote(data: gr.LikeData, state, request: gr.Request):
         try:
@@ -172,7 +173,7 @@ def build_app(pipeline: Pipeline, *, users: Users | None = None, feedback_path: 
                 gr.update(visible=bool(user and user.can("review"))),
                 documents.audit_rows(audit) if user and user.can("audit") else [],
                 documents.rows(pipeline), gr.update(choices=documents.choices(pipeline)),
-                gr.update(choices=documents.files(pipeline)))
+                gr.update(choices=documents.files(pipeline)), gr.update(choices=ask.agencies(pipeline)))
 
     def on_review_list(request: gr.Request):
         try:
@@ -199,6 +200,17 @@ def build_app(pipeline: Pipeline, *, users: Users | None = None, feedback_path: 
         """Answer one question: ranked clauses with citations (JSON). k is 1-50."""
         try:
             return ask.api_ask(pipeline, access.require(request, "ask"), question, k, mode, doc_ids)
+        except QAError as exc:
+            raise refuse(exc) from None
+
+    def api_ask_where(question: str, k: int = 5, mode: str = "hybrid", doc_ids: list[str] | None = None,
+                      agency: list[str] | None = None, since: str = "", until: str = "",
+                      request: gr.Request = None) -> dict:
+        """``ask`` over the documents of these agencies and dates (YYYY-MM-DD, inclusive); a separate
+        endpoint, so that raw HTTP callers of ``ask`` (which must send every value) keep working."""
+        try:
+            return ask.api_ask(pipeline, access.require(request, "ask"), question, k, mode, doc_ids,
+                               agency, since, until)
         except QAError as exc:
             raise refuse(exc) from None
 
@@ -241,8 +253,12 @@ def build_app(pipeline: Pipeline, *, users: Users | None = None, feedback_path: 
                     mode = gr.Radio([(MODE_LABELS[m_], m_) for m_ in MODES], value="hybrid", label="检索方式 Mode",
                                     elem_id="qa-mode")
                     doc_filter = gr.Dropdown([], multiselect=True, label="限定文档 Documents", elem_id="qa-docs")
+                    agency = gr.Dropdown([], multiselect=True, label="发布机构 Agency", elem_id="qa-agency")
+                    with gr.Row():
+                        since = gr.Textbox(label="起 From", placeholder="YYYY-MM-DD", elem_id="qa-since", max_length=40)
+                        until = gr.Textbox(label="止 To", placeholder="YYYY-MM-DD", elem_id="qa-until", max_length=40)
                     clear = gr.Button("清空对话 Clear")
-            inputs = [box, chat, k, mode, doc_filter, state]
+            inputs = [box, chat, k, mode, doc_filter, state, agency, since, until]
             box.submit(on_respond, inputs, [chat, state, box], **private)
             send.click(on_respond, inputs, [chat, state, box], **private)
             chat.like(on_vote, [state], None, **private)
@@ -289,10 +305,11 @@ def build_app(pipeline: Pipeline, *, users: Users | None = None, feedback_path: 
         timer.tick(on_poll, [job_ids, seen], [jobs_box, seen, title, table, doc_filter, doomed, audit_table, metrics,
                                                chart, fails, timer], **private)
         demo.load(on_load, None, [title, who, sign_out, upload_row, delete_row, audit_box, eval_tab, review_box,
-                                  audit_table, table, doc_filter, doomed], **private)
+                                  audit_table, table, doc_filter, doomed, agency], **private)
         eval_tab.select(on_review_list, None, votes, **private)  # the newest votes each time the tab opens
 
         gr.api(api_ask, api_name="ask")
+        gr.api(api_ask_where, api_name="ask_where")
         gr.api(api_search, api_name="search")
     demo.qa_theme, demo.qa_css = theme, CSS
     demo.qa_access, demo.qa_jobs = access, jobs

@@ -66,7 +66,7 @@ def gather(pipe: Pipeline, questions: list) -> list[dict]:
     for start in range(0, len(questions), 64):
         chunk = questions[start:start + 64]
         for q, f in zip(chunk, pipe.candidates([q.question for q in chunk])):
-            clauses = [pipe.index.clauses[r] for r in f.rows]
+            clauses = pipe.index.clauses_at(f.rows)
             if q.answers:
                 units = [GOLD if judge(q, [c])[0] in q.gold_ids and answer_in_top(q, [c], 1) else c.clause_id
                          for c in clauses]

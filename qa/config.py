@@ -28,8 +28,6 @@ class IndexConfig:
         k1, b: BM25 parameters.
         backend: where vectors live: "local" (FAISS in the folder) or "milvus".
         milvus_uri, collection: the Milvus Lite file or server URL, and the collection name.
-        milvus_bm25: "ours" (our tokens and BM25, as sparse vectors) or "builtin" (Milvus's BM25
-            function over its chinese analyzer; scores differently).
     """
 
     encoder: str = DEFAULT
@@ -44,13 +42,13 @@ class IndexConfig:
     backend: str = "local"
     milvus_uri: str = ""
     collection: str = ""
-    milvus_bm25: str = "ours"
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> "IndexConfig":
+        data = {k: v for k, v in data.items() if k != "milvus_bm25"}  # an option of format 3's Milvus store, gone
         return cls(**{**data, "chunk": ChunkConfig(**data.get("chunk", {}))})
 
 

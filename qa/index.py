@@ -27,10 +27,10 @@ from __future__ import annotations
 
 import json
 import logging
-import mmap
 import os
 import time
-from collections.abc import Iterator, Sequence
+from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Union
@@ -38,6 +38,7 @@ from typing import Any, Callable, Union
 import numpy as np
 
 from . import __version__, cards, crosslingual, sections, store
+from .backends import payload
 from . import tokenize as tok
 from .clauses import chunk, refers_back
 from .config import FORMAT_VERSION, IndexConfig
@@ -45,7 +46,9 @@ from .dense import DenseIndex
 from .encoders import Encoder
 from .encoders.cache import EmbeddingCache, encode_passages
 from .errors import IndexCorrupt, IndexMismatch, NoDocuments
-from .sparse import GroupedBM25, Postings, SparseIndex
+from .retrieval import Selection
+from .segments import ClauseView, Segment
+from .sparse import GroupedBM25, SparseIndex
 from .types import Clause, Document
 
 #: True for a progress bar on stderr, or a function told (clauses embedded, clauses to embed)
@@ -58,8 +61,6 @@ log = logging.getLogger(__name__)
 COMPACT_DELETED_SHARE = 0.25
 COMPACT_MIN_DELETED = 1000
 COMPACT_SEGMENTS = 16
-#: Clauses scored by Milvus's built-in BM25 per question (the others count 0).
-BUILTIN_FETCH = 200
 
 
 def embed_text(clause: Clause, config: IndexConfig, context: str = "") -> str:
@@ -107,100 +108,16 @@ class Candidate:
     bm25: float | None = None
 
 
-class Segment:
-    """The clauses of one segment, read from disk on demand (a million clauses stay on disk).
+class Index:
+    """Clauses plus the two retrievers over them: the local store of ``qa.retrieval``.
 
-    Files: clauses.jsonl, clauses.offsets.npy (byte offset of each line, then the file
-    size), row_doc.npy (per row, an index into doc_ids.json), the BM25 postings,
-    row_section.npy (per row, its section in this segment) and section_vectors.npy.
+    With the Milvus backend the folder keeps what the building machine needs to update the
+    collection (documents, clauses, postings; no vectors) and questions are answered by
+    ``searcher()``, which reads Milvus alone, as every other query server does.
     """
 
-    def __init__(self, folder: Path, doc_ids: list[str], row_doc: np.ndarray, postings: Postings,
-                 row_section: np.ndarray, section_vectors: np.ndarray, clauses: list[Clause] | None = None) -> None:
-        self.folder = folder
-        self.doc_ids = doc_ids
-        self.row_doc = row_doc
-        self.postings = postings
-        self.row_section = row_section
-        self.section_vectors = section_vectors
-        self._clauses = clauses
-        self._map: mmap.mmap | None = None
-        self._offsets: np.ndarray | None = None
-
-    def __len__(self) -> int:
-        return len(self.row_doc)
-
-    def clause(self, row: int) -> Clause:
-        if self._clauses is not None:
-            return self._clauses[row]
-        if self._map is None:  # offsets first: another thread reads them as soon as the map is set
-            self._offsets = np.load(self.folder / "clauses.offsets.npy", allow_pickle=False)
-            with open(self.folder / "clauses.jsonl", "rb") as handle:
-                self._map = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) if os.path.getsize(
-                    self.folder / "clauses.jsonl") else None
-        start, end = int(self._offsets[row]), int(self._offsets[row + 1])
-        return Clause.from_json(json.loads(self._map[start:end]))
-
-    @staticmethod
-    def write(folder: Path, clauses: Sequence[Clause], postings: Postings, vectors: np.ndarray) -> "Segment":
-        folder.mkdir(parents=True)
-        offsets = [0]
-        with open(folder / "clauses.jsonl", "wb") as handle:
-            for c in clauses:
-                line = (json.dumps(c.to_json(), ensure_ascii=False) + "\n").encode("utf-8")
-                handle.write(line)
-                offsets.append(offsets[-1] + len(line))
-        np.save(folder / "clauses.offsets.npy", np.asarray(offsets, dtype=np.int64), allow_pickle=False)
-        doc_ids = list(dict.fromkeys(c.doc_id for c in clauses))
-        where = {d: i for i, d in enumerate(doc_ids)}
-        row_doc = np.asarray([where[c.doc_id] for c in clauses], dtype=np.int32)
-        np.save(folder / "row_doc.npy", row_doc, allow_pickle=False)
-        (folder / "doc_ids.json").write_text(json.dumps(doc_ids, ensure_ascii=False), encoding="utf-8")
-        postings.save(folder)
-        row_section, n_sections = sections.assign(clauses)
-        section_vectors = sections.mean_vectors(row_section, n_sections, vectors)
-        np.save(folder / "row_section.npy", row_section, allow_pickle=False)
-        np.save(folder / "section_vectors.npy", section_vectors, allow_pickle=False)
-        return Segment(folder, doc_ids, row_doc, postings, row_section, section_vectors, list(clauses))
-
-    @classmethod
-    def load(cls, folder: Path) -> "Segment":
-        doc_ids = json.loads((folder / "doc_ids.json").read_text(encoding="utf-8"))
-        return cls(folder, doc_ids, np.load(folder / "row_doc.npy", allow_pickle=False), Postings.load(folder),
-                   np.load(folder / "row_section.npy", allow_pickle=False),
-                   np.load(folder / "section_vectors.npy", allow_pickle=False))
-
-
-class ClauseView(Sequence[Clause]):
-    """All clauses of an index in row order (deleted rows included, as FAISS sees them)."""
-
-    def __init__(self, segments: list[Segment]) -> None:
-        self.segments = segments
-        self.offsets = np.cumsum([0] + [len(s) for s in segments])
-
-    def __len__(self) -> int:
-        return int(self.offsets[-1])
-
-    def __getitem__(self, row):  # type: ignore[override]
-        if isinstance(row, slice):
-            return [self[i] for i in range(*row.indices(len(self)))]
-        row = int(row)
-        if row < 0:
-            row += len(self)
-        s = int(np.searchsorted(self.offsets, row, side="right")) - 1
-        return self.segments[s].clause(row - int(self.offsets[s]))
-
-    def __iter__(self) -> Iterator[Clause]:
-        for segment in self.segments:
-            for i in range(len(segment)):
-                yield segment.clause(i)
-
-
-class Index:
-    """Clauses plus the two retrievers over them."""
-
     def __init__(self, folder: Path, manifest: dict[str, Any], documents: list[Document],
-                 segments: list[Segment], dense: DenseIndex, sparse: SparseIndex,
+                 segments: list[Segment], dense: DenseIndex | None, sparse: SparseIndex,
                  lexicon: crosslingual.Lexicon | None = None) -> None:
         self.folder = folder
         self.manifest = manifest
@@ -248,7 +165,7 @@ class Index:
     @classmethod
     def build(cls, documents: Sequence[Document], encoder: Encoder, target: Path, config: IndexConfig,
               corpus: dict[str, Any], cache: EmbeddingCache | None = None, progress: Progress = True,
-              skipped: Sequence[dict[str, str]] = ()) -> "Index":
+              skipped: Sequence[dict[str, str]] = (), force: bool = False) -> "Index":
         """Chunk, embed and index ``documents``; publish the folder at ``target`` atomically."""
         if not documents:
             raise NoDocuments(f"nothing to index in {corpus.get('path', 'the corpus')}: no readable documents")
@@ -258,13 +175,13 @@ class Index:
             raise NoDocuments("the documents contain no text to index")
         store.checkpoint("embedded")
         return cls.from_parts(documents, clauses, vectors, tokens, encoder, target, config, corpus, skipped,
-                              embed_seconds=time.perf_counter() - started)
+                              embed_seconds=time.perf_counter() - started, force=force)
 
     @classmethod
     def from_parts(cls, documents: Sequence[Document], clauses: Sequence[Clause], vectors: np.ndarray,
                    tokens: list[list[str]], encoder: Encoder, target: Path, config: IndexConfig,
                    corpus: dict[str, Any], skipped: Sequence[dict[str, str]] = (), embed_seconds: float = 0.0,
-                   dense_kind: str = "auto") -> "Index":
+                   dense_kind: str = "auto", force: bool = False) -> "Index":
         """Write an index from clauses already embedded and tokenized (``build`` does both first).
 
         Benchmarks use this to make large collections from vectors they already have.
@@ -273,18 +190,22 @@ class Index:
             vectors: (len(clauses), dim) float32 unit rows, as ``encoder`` would produce.
             tokens: the BM25 tokens of each clause.
             dense_kind: "auto" (by size), "flat" or "ivf".
+            force: replace a Milvus collection that holds another corpus's index.
         """
         started = time.perf_counter()
         sparse = SparseIndex.build(tokens, config.k1, config.b)
-        if config.backend == "milvus":
-            dense = _milvus(config, encoder.dim, create=True)
-            dense.upsert(np.arange(len(clauses)), [c.doc_id for c in clauses], _metas(documents, clauses),
-                         vectors, sparse.row_weights(0), _texts(clauses, config))
-        else:
-            dense = DenseIndex.build(vectors, kind=dense_kind)
+        remote = _remote(config)
+        dense = None if remote else DenseIndex.build(vectors, kind=dense_kind)
         lexicon = crosslingual.build_lexicon(sparse.vocabulary(), tok.tokenize) if config.crosslingual else {}
         manifest = _manifest(config, encoder, corpus, documents, len(clauses), skipped, lexicon)
         manifest["seconds"] = {"embed": round(embed_seconds, 3)}
+        if remote:
+            row_section, n_sections = sections.assign(clauses)
+            batch = payload.rows_batch(np.arange(len(clauses)), clauses, vectors, sparse, 0, row_section,
+                                       row_section, n_sections, documents)
+            counts = Counter(c.doc_id for c in clauses)
+            remote.rebuild(batch, payload.statistics(manifest, documents, sparse, row_section, n_sections, lexicon,
+                                                     dict(counts)), force=force)
 
         def write(folder: Path) -> dict[str, Any]:
             Segment.write(folder / "segments" / "s0001", clauses, sparse.segments[0], vectors)
@@ -331,21 +252,27 @@ class Index:
         sparse = self.sparse.delete(drop)
         if clauses:
             sparse = sparse.add_segment(tokens)
-        if self.config.backend == "milvus":
-            dense = self.dense  # the collection changes in place; older views ignore rows they do not know
-            dense.delete(drop)
-            if clauses:
-                first = len(self.clauses)
-                dense.upsert(np.arange(first, first + len(clauses)), [c.doc_id for c in clauses],
-                             _metas(added, clauses), vectors, sparse.row_weights(len(sparse.segments) - 1),
-                             _texts(clauses, self.config))
-        else:
+        remote = _remote(self.config)
+        dense = None
+        if not remote:
             dense = DenseIndex(_clone(self.dense))
             if clauses:
                 dense.add(vectors)
         lexicon = (crosslingual.build_lexicon(sparse.vocabulary(), tok.tokenize)
                    if self.config.crosslingual and clauses else self.lexicon)
         manifest = _manifest(self.config, encoder, corpus, documents, sparse.n, skipped, lexicon)
+        if remote:  # the collection changes in place; readers see the new statistics at their next check
+            new_section, n_new = sections.assign(clauses)
+            base = len(self.section_vectors)
+            row_section = np.concatenate([self.row_section, new_section.astype(np.int64) + base])
+            first = len(self.clauses)
+            batch = payload.rows_batch(np.arange(first, first + len(clauses)), clauses, vectors, sparse,
+                                       len(sparse.segments) - 1, new_section.astype(np.int64) + base,
+                                       row_section, base + n_new, documents)
+            counts = Counter({d: n for d, n in self.clause_counts().items() if d not in gone})
+            counts.update(c.doc_id for c in clauses)
+            remote.apply(drop, np.unique(self.row_section[drop]), batch, payload.statistics(manifest, documents, sparse, row_section,
+                                                               base + n_new, lexicon, dict(counts)))
         names = [s.folder.name for s in self.segments]
         new_name = f"s{max(int(n[1:]) for n in names) + 1:04d}" if names else "s0001"
 
@@ -387,112 +314,81 @@ class Index:
             deleted = np.load(folder / "deleted.npy", allow_pickle=False)
             sparse = SparseIndex.load(folder, [s.folder for s in segments], deleted)
             config = IndexConfig.from_json(manifest["config"])
-            if config.backend == "milvus":
-                dense = _milvus(config, manifest["encoder"]["dim"], create=False)
-            else:
-                dense = DenseIndex.load(folder)
+            dense = None if _remote(config) else DenseIndex.load(folder)
             lexicon = crosslingual.load(folder)
         except (OSError, ValueError, KeyError, TypeError, RuntimeError) as exc:
             raise IndexCorrupt(f"{folder}: cannot be read ({type(exc).__name__}: {exc})") from exc
         rows = sum(len(s) for s in segments)
-        stored = len(dense) + (len(deleted) if getattr(dense, "kind", "") == "milvus" else 0)
+        stored = rows if dense is None else len(dense)  # Milvus is checked when the searcher opens it
         if not (rows == stored == len(sparse)) or sparse.n != manifest["counts"]["clauses"]:
-            raise IndexCorrupt(f"{folder}: {rows} clause rows, {len(dense)} vectors, {len(sparse)} BM25 rows, "
+            raise IndexCorrupt(f"{folder}: {rows} clause rows, {stored} vectors, {len(sparse)} BM25 rows, "
                                f"{sparse.n} live of {manifest['counts']['clauses']} expected: the parts do not match")
         return cls(folder, manifest, documents, segments, dense, sparse, lexicon)
 
-    # -- searching --------------------------------------------------------------------
+    # -- searching (the interface of qa.retrieval) -------------------------------------
+
+    def searcher(self):
+        """What answers questions: this index, or with the Milvus backend a reader of the
+        collection that needs nothing from this folder (``qa.backends.remote``)."""
+        remote = _remote(self.config)
+        return remote.reader() if remote else self
+
+    def fresh(self) -> "Index":
+        """The current version: a local index changes only by ``update``, which returns a new one."""
+        return self
+
+    def select(self, selection: Selection | None) -> np.ndarray | None:
+        """The live rows a selection admits (sorted), or None for no filter."""
+        if not selection:
+            return None
+        keep = [d for d, doc in self.documents.items() if selection.admits(d, doc.meta)]
+        parts = [self._doc_rows[d] for d in keep if d in self._doc_rows]
+        return np.sort(np.concatenate(parts)) if parts else np.zeros(0, dtype=np.int64)
 
     def rows_of_documents(self, doc_ids: Sequence[str] | None) -> np.ndarray | None:
         """Live rows of the given documents (sorted), or None for no filter."""
-        if not doc_ids:
-            return None
-        parts = [self._doc_rows[d] for d in doc_ids if d in self._doc_rows]
-        return np.sort(np.concatenate(parts)) if parts else np.zeros(0, dtype=np.int64)
+        return self.select(Selection(doc_ids=tuple(doc_ids))) if doc_ids else None
 
     def search_dense(self, vectors: np.ndarray, k: int, allowed: np.ndarray | None = None
                      ) -> list[list[Candidate]]:
         scores, rows = self.dense.search(vectors, k, allowed, self.deleted if len(self.deleted) else None)
-        known = len(self.clauses)  # a shared Milvus collection may already hold a newer version's rows
-        return [[Candidate(int(r), float(s), dense=float(s)) for s, r in zip(srow, rrow) if 0 <= r < known]
+        return [[Candidate(int(r), float(s), dense=float(s)) for s, r in zip(srow, rrow) if r >= 0]
                 for srow, rrow in zip(scores, rows)]
 
-    def section_bm25_scores(self, question: str, tokens: list[str]) -> np.ndarray:
-        """BM25 of every section for a question (English words translated as in ``bm25_scores``)."""
-        query = self._structured(question, tokens)
-        return self.section_bm25.scores(tokens) if query is None else self.section_bm25.structured_scores(query)
+    def similarities(self, vector: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        """Cosine of the question to each row: (len(rows),) float64."""
+        return self.dense.similarities(vector, np.asarray(rows, dtype=np.int64))
 
     def section_similarities(self, vector: np.ndarray, rows: np.ndarray) -> np.ndarray:
         """Cosine of the question to the section of each row: (len(rows),) float32."""
         return self.section_vectors[self.row_section[np.asarray(rows, dtype=np.int64)]] @ vector
 
-    def _structured(self, question: str, tokens: list[str]) -> list | None:
-        """The question as a structured query (its known tokens, then a group of Chinese
-        alternatives per translated English word or phrase), or None when nothing was translated."""
-        foreign = [t for t in tokens if t.isascii() and t.isalpha() and t not in self.sparse]
-        groups = crosslingual.translate(question, self.lexicon, tok.STOPWORDS) if foreign and self.lexicon else []
-        return [[[t]] for t in tokens if t in self.sparse] + groups if groups else None
+    def clauses_at(self, rows: Sequence[int]) -> list[Clause]:
+        return [self.clauses[int(r)] for r in rows]
 
-    def bm25_scores(self, question: str, tokens: list[str]) -> tuple[np.ndarray, bool]:
-        """BM25 scores of every clause for a question, and whether English words were translated.
+    def lexical(self, question: str, tokens: list[str], sections: bool = False) -> "LocalLexical":
+        """BM25 of the question against every clause (and every section when ``sections``).
 
         English words that are not in the vocabulary are looked up in the dictionary
         (see ``qa.crosslingual``) and scored as groups of Chinese alternatives.
         """
-        if self.config.backend == "milvus" and self.config.milvus_bm25 == "builtin":
-            scores = np.zeros(len(self.clauses), dtype=np.float32)
-            found, rows = self.dense.text_search(question, BUILTIN_FETCH)
-            inside = rows < len(scores)
-            scores[rows[inside]] = found[inside]
-            return scores, False
-        query = self._structured(question, tokens)
-        return (self.sparse.scores(tokens), False) if query is None else (self.sparse.structured_scores(query), True)
+        query = crosslingual.query_groups(question, tokens, self.sparse, self.lexicon, tok.STOPWORDS)
+        clause = self.sparse.scores(tokens) if query is None else self.sparse.structured_scores(query)
+        section = None
+        if sections:
+            section = (self.section_bm25.scores(tokens) if query is None
+                       else self.section_bm25.structured_scores(query))
+        return LocalLexical(self, clause, section, query is not None)
+
+    def bm25_scores(self, question: str, tokens: list[str]) -> tuple[np.ndarray, bool]:
+        """BM25 scores of every clause for a question, and whether English words were translated."""
+        lexical = self.lexical(question, tokens)
+        return lexical.scores, lexical.translated
 
     def coverage(self, question: str) -> float:
         """Share of the question's information (stop words aside) carried by words that occur in
-        the collection, each word weighted by its specificity in general Chinese
-        (``tok.specificity``): "怎么办理护照？" shares 办理 with the documents but not 护照, which
-        says far more. English words count as known when the dictionary translates them into
-        words of the collection. 0.0 for a question without words.
-        """
-        words = tok.words(question)
-        if not words:
-            return 0.0
-        weights = [tok.specificity(w) for w in words]
-        known = sum(weight for w, weight in zip(words, weights) if w in self.sparse or
-                    (w.isascii() and bool(crosslingual.translate(w, self.lexicon, tok.STOPWORDS))))
-        return known / sum(weights)
-
-    def bm25_weights(self, question: str, tokens: list[str]) -> dict[int, float]:
-        """The question as a sparse BM25 vector (term id -> idf * count) for a vector store.
-
-        Translated English words enter as all their alternatives, each weighted by its share
-        of the group: a sparse store can only add, where ``bm25_scores`` takes the best
-        alternative; the candidates it finds are then ranked by ``bm25_scores``.
-        """
-        weights = self.sparse.query_weights([t for t in tokens if t in self.sparse])
-        foreign = [t for t in tokens if t.isascii() and t.isalpha() and t not in self.sparse]
-        if foreign and self.lexicon:
-            for group in crosslingual.translate(question, self.lexicon, tok.STOPWORDS):
-                for alternative in group:
-                    for t, w in self.sparse.query_weights(alternative).items():
-                        weights[t] = weights.get(t, 0.0) + w / len(group)
-        return weights
-
-    def search_bm25(self, scores: np.ndarray, k: int, allowed: np.ndarray | None = None,
-                    weights: dict[int, float] | None = None) -> list[Candidate]:
-        """Top-k clauses by BM25; ``scores`` are every row's (computed by ``bm25_scores``).
-
-        With the Milvus backend the candidates come from Milvus's sparse search with the
-        question's ``weights`` (``bm25_weights``), ranked by the same BM25 as locally.
-        """
-        if self.config.backend == "milvus" and self.config.milvus_bm25 != "builtin" and weights is not None:
-            _, rows = self.dense.sparse_search(weights, k, allowed)
-            rows = np.asarray([r for r in rows if 0 <= r < len(scores)], dtype=np.int64)
-            order = rows[np.argsort(-scores[rows], kind="stable")] if len(rows) else rows
-            return [Candidate(int(r), float(scores[r]), bm25=float(scores[r])) for r in order if scores[r] > 0]
-        top, rows = self.sparse.search([], k, allowed, scores=scores)
-        return [Candidate(int(r), float(s), bm25=float(s)) for s, r in zip(top, rows)]
+        the collection (``qa.retrieval.coverage``)."""
+        return coverage(question, self.sparse, self.lexicon)
 
     def row_of(self, clause_id: str) -> int:
         """The live row of a clause id (-1 if it is not in the index)."""
@@ -510,6 +406,50 @@ class Index:
         if where is None:
             return []
         return clauses[max(0, where - before):where + after + 1]
+
+
+class LocalLexical:
+    """BM25 of one question over a local index: every row's score, every section's."""
+
+    def __init__(self, index: Index, scores: np.ndarray, section_scores: np.ndarray | None,
+                 translated: bool) -> None:
+        self.index, self.scores, self.section_scores, self.translated = index, scores, section_scores, translated
+
+    def top(self, k: int, allowed: np.ndarray | None = None) -> list[Candidate]:
+        """Top-k clauses by BM25, best first (rows scoring 0 left out)."""
+        top, rows = self.index.sparse.search([], k, allowed, scores=self.scores)
+        return [Candidate(int(r), float(s), bm25=float(s)) for s, r in zip(top, rows)]
+
+    def clauses(self, rows: Sequence[int]) -> np.ndarray:
+        return self.scores[np.asarray(rows, dtype=np.int64)].astype(np.float64)
+
+    def sections(self, rows: Sequence[int]) -> np.ndarray | None:
+        if self.section_scores is None:
+            return None
+        return self.section_scores[self.index.row_section[np.asarray(rows, dtype=np.int64)]].astype(np.float64)
+
+    def plus(self, other: "LocalLexical", weight: float) -> "LocalLexical":
+        """This question's scores plus ``weight`` times another's (a follow-up with its predecessor)."""
+        section = (None if self.section_scores is None or other.section_scores is None
+                   else self.section_scores + weight * other.section_scores)
+        return LocalLexical(self.index, self.scores + weight * other.scores, section,
+                            self.translated or other.translated)
+
+
+def coverage(question: str, vocabulary, lexicon: crosslingual.Lexicon) -> float:
+    """Share of the question's information (stop words aside) carried by words that occur in
+    the collection, each word weighted by its specificity in general Chinese
+    (``tok.specificity``): "怎么办理护照？" shares 办理 with the documents but not 护照, which
+    says far more. English words count as known when the dictionary translates them into
+    words of the collection. 0.0 for a question without words. Both stores use this.
+    """
+    words = tok.words(question)
+    if not words:
+        return 0.0
+    weights = [tok.specificity(w) for w in words]
+    known = sum(weight for w, weight in zip(words, weights) if w in vocabulary or
+                (w.isascii() and bool(crosslingual.translate(w, lexicon, tok.STOPWORDS))))
+    return known / sum(weights)
 
 
 def _prepare(documents: Sequence[Document], encoder: Encoder, config: IndexConfig,
@@ -554,24 +494,14 @@ def _write_common(folder: Path, documents: Sequence[Document], dense: DenseIndex
     crosslingual.save(lexicon, folder)
 
 
-def _milvus(config: IndexConfig, dim: int, create: bool):
-    from .backends.milvus import MilvusStore
+def _remote(config: IndexConfig):
+    """The remote store this index writes to (``qa.backends.remote.RemoteStore``), or None for a
+    local index. The one place that reads the backend setting."""
+    if config.backend == "local":
+        return None
+    from .backends.remote import RemoteStore
 
-    if not config.milvus_uri or not config.collection:
-        raise IndexMismatch("the Milvus backend needs --milvus-uri and --collection")
-    if create:
-        return MilvusStore.create(config.milvus_uri, config.collection, dim, config.milvus_bm25 == "builtin")
-    return MilvusStore.connect(config.milvus_uri, config.collection, dim)
-
-
-def _texts(clauses: Sequence[Clause], config: IndexConfig) -> list[str] | None:
-    return [c.text for c in clauses] if config.milvus_bm25 == "builtin" else None
-
-
-def _metas(documents: Sequence[Document], clauses: Sequence[Clause]) -> list[dict[str, str]]:
-    """The filterable fields of each clause's document (agency, date)."""
-    by_id = {d.doc_id: d.meta for d in documents}
-    return [by_id.get(c.doc_id, {}) for c in clauses]
+    return RemoteStore(config)
 
 
 def _clone(dense: DenseIndex):

@@ -6,10 +6,7 @@ corrupt, built with other settings, or older than the documents.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
-import os
 import re
 import threading
 import time
@@ -24,12 +21,13 @@ from . import tokenize as tok
 from .config import IndexConfig, SearchConfig
 from .encoders import Encoder, describe, load_encoder, normalize_rows
 from .encoders.cache import EmbeddingCache, encode_queries
-from .errors import EmptyQuestion, IndexCorrupt, IndexError_, IndexMismatch, IndexMissing, QAError
+from .errors import EmptyQuestion, IndexCorrupt, IndexError_, IndexMismatch, IndexMissing, QAError, StoreGone
+from .corpus import Corpus, build_index, cache_for, check_family, mismatch, stale
 from .fusion import contextual, rrf
 from .index import Candidate, Index, Progress
-from .ingest import UnreadableFile, list_files, load_file, load_folder
+from .ingest import UnreadableFile, load_file
 from .ingest.clean import normalize
-from .ingest.pool import load_pool
+from .retrieval import Selection, document_date
 from .types import Answer, Citation, Clause, Hit
 
 log = logging.getLogger(__name__)
@@ -56,17 +54,13 @@ class Query:
         text: the question as searched (normalised, cut to the length limit).
         notes: messages for the user.
         vector: its unit vector (None in bm25 mode).
-        bm25: BM25 of every row (None in dense mode).
-        sections: BM25 of every section (None unless hybrid fusion uses sections).
-        weights: the question as a sparse BM25 vector, for a vector store.
+        lexical: its BM25 against the store's clauses and sections (None in dense mode).
     """
 
     text: str
     notes: list[str]
     vector: np.ndarray | None
-    bm25: np.ndarray | None
-    sections: np.ndarray | None
-    weights: dict[int, float] | None
+    lexical: Any
 
 
 @dataclass
@@ -88,60 +82,6 @@ def is_follow_up(question: str) -> bool:
     return bool(_FOLLOW_UP.match(text)) or (len(core) <= 6 and core.endswith("呢"))
 
 
-@dataclass(frozen=True)
-class Corpus:
-    """Where the documents come from: a folder of files or a JSON-lines passage pool."""
-
-    path: Path
-    kind: str  # "folder" | "pool"
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "path", Path(os.path.abspath(self.path)))
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> "Corpus":
-        return cls(Path(data["path"]), data["kind"])
-
-    def sources(self) -> dict[str, str]:
-        """sha256 of every file, by its path under the corpus folder."""
-        if self.kind == "pool":
-            return {self.path.name: hashlib.sha256(self.path.read_bytes()).hexdigest()}
-        return {str(p.relative_to(self.path)): hashlib.sha256(p.read_bytes()).hexdigest()
-                for p in list_files(self.path)}
-
-    def fingerprint(self, sources: dict[str, str] | None = None) -> str:
-        sources = self.sources() if sources is None else sources
-        return hashlib.sha256(json.dumps(sources, sort_keys=True).encode()).hexdigest()
-
-    def describe(self) -> dict[str, Any]:
-        sources = self.sources()
-        return {"kind": self.kind, "path": str(self.path), "hash": self.fingerprint(sources), "sources": sources}
-
-    def signature(self) -> tuple:
-        """Cheap change detector: names, sizes and modification times."""
-        paths = [self.path] if self.kind == "pool" else list_files(self.path)
-        out = []
-        for p in paths:
-            try:
-                st = p.stat()
-                out.append((str(p), st.st_size, st.st_mtime_ns))
-            except OSError:
-                out.append((str(p), -1, -1))
-        return tuple(out)
-
-    def load(self):
-        if not self.path.exists():
-            raise QAError(f"{self.path}: no such {'file' if self.kind == 'pool' else 'folder'}")
-        if self.kind == "pool":
-            return load_pool(self.path), []
-        return load_folder(self.path)
-
-
-def cache_for(index_dir: Path) -> EmbeddingCache:
-    """The embedding cache shared by the indexes that live beside ``index_dir``."""
-    return EmbeddingCache(Path(index_dir).absolute().parent / "cache" / "embeddings.sqlite")
-
-
 class Pipeline:
     """Answers questions from one index.
 
@@ -152,10 +92,13 @@ class Pipeline:
         corpus: where the index's documents come from (for rebuilds), if known.
     """
 
-    def __init__(self, index: Index, encoder: Encoder, corpus: Corpus | None = None,
-                 search: SearchConfig = SearchConfig(), index_dir: Path | None = None) -> None:
-        self.index = index
-        self.index_dir = Path(index_dir) if index_dir is not None else index.folder
+    def __init__(self, index: Index | None, encoder: Encoder, corpus: Corpus | None = None,
+                 search: SearchConfig = SearchConfig(), index_dir: Path | None = None, searcher=None) -> None:
+        #: the local index this process builds and updates (None for a reader of a remote store)
+        self.writer = index
+        #: what answers questions (``qa.retrieval``): the local index, or its Milvus collection
+        self.index = searcher if searcher is not None else index.searcher()
+        self.index_dir = Path(index_dir) if index_dir is not None else (index.folder if index else None)
         self.encoder = encoder
         self.corpus = corpus
         self.search_config = search
@@ -194,14 +137,14 @@ class Pipeline:
             corpus = corpus or Corpus.from_json(index.manifest["corpus"])
             config = config or index.config
         config = config or IndexConfig()
-        _check_family(config)
+        check_family(config)
         encoder = load_encoder(config.query_encoder or config.encoder)
         if index is not None:
-            problem, kind = _mismatch(index, config), IndexMismatch
-            stale = "" if problem or rebuild == "always" else _stale(index, corpus)
-            if stale:
+            problem, kind = mismatch(index, config), IndexMismatch
+            changed = "" if problem or rebuild == "always" else stale(index, corpus)
+            if changed:
                 if rebuild == "never":
-                    raise IndexMismatch(stale)
+                    raise IndexMismatch(changed)
                 pipe = cls(index, encoder, corpus, search, index_dir)
                 pipe.refresh(progress=progress)  # only the changed files
                 return pipe
@@ -211,8 +154,35 @@ class Pipeline:
             if corpus is None:
                 raise IndexMissing(problem or f"no index at {index_dir} and no documents given")
             log.info("building the index at %s (%s)", index_dir, problem or "rebuild requested")
-            index = build_index(corpus, index_dir, config, progress=progress)
+            index = build_index(corpus, index_dir, config, progress=progress, force=rebuild == "always")
         return cls(index, encoder, corpus, search, index_dir)
+
+    @classmethod
+    def remote(cls, uri: str, collection: str, search: SearchConfig = SearchConfig()) -> "Pipeline":
+        """A query server for an index kept in Milvus: nothing local but the query encoder.
+
+        Raises:
+            QAError: no such index, or this machine's encoder differs from the one that built it.
+        """
+        from .backends.remote import RemoteIndex
+
+        reader = RemoteIndex.open(uri, collection)
+        config = reader.config
+        built = reader.manifest.get("encoder", {})
+        want = describe(config.encoder)
+        for key in ("model", "weights"):
+            if want.get(key) != built.get(key):
+                raise IndexMismatch(f"the index in {collection!r} was built with encoder {key}={built.get(key)!r}, "
+                                    f"this machine has {want.get(key)!r}: install the same model (qa models build)")
+        if reader.manifest.get("tokenizer") != tok.describe():
+            raise IndexMismatch(f"the index in {collection!r} was built with another tokenizer version")
+        return cls(None, load_encoder(config.query_encoder or config.encoder), None, search, None, searcher=reader)
+
+    def close(self) -> None:
+        """Release the store (a Milvus Lite file, for another process)."""
+        close = getattr(self.index, "close", None)
+        if close:
+            close()
 
     def refresh(self, progress: Progress = False) -> bool:
         """Rebuild if the documents changed since the index was built; True if it did.
@@ -220,16 +190,16 @@ class Pipeline:
         Queries keep being answered from the old index during the rebuild; the new one
         replaces it in a single assignment.
         """
-        if self.corpus is None:
+        if self.corpus is None or self.writer is None:
             return False
         with self._rebuild_lock:
-            index = self.index
-            if not _stale(index, self.corpus):
+            index = self.writer
+            if not stale(index, self.corpus):
                 return False
             recorded = index.manifest["corpus"].get("sources")
             if self.corpus.kind == "pool" or recorded is None or index.manifest["corpus"]["path"] != str(
                     self.corpus.path):
-                self.index = build_index(self.corpus, self.index_dir, index.config, progress=progress)
+                self._replace(build_index(self.corpus, self.index_dir, index.config, progress=progress))
                 return True
             description = self.corpus.describe()
             now = description["sources"]
@@ -244,12 +214,16 @@ class Pipeline:
             gone = {d.doc_id for d in index.documents.values() if d.source in touched}
             cache = cache_for(self.index_dir)
             try:
-                self.index = index.update(added, gone, load_encoder(index.config.encoder), self.index_dir,
-                                          description, cache,
-                                          progress=progress, skipped=skipped)
+                self._replace(index.update(added, gone, load_encoder(index.config.encoder), self.index_dir,
+                                           description, cache, progress=progress, skipped=skipped))
             finally:
                 cache.close()
             return True
+
+    def _replace(self, index: Index) -> None:
+        """Answer from ``index`` from now on (one assignment each: queries in flight keep theirs)."""
+        self.writer = index
+        self.index = index.searcher()
 
     def watch(self, interval: float = 1.0) -> threading.Thread:
         """Rebuild in the background whenever the documents folder changes.
@@ -260,8 +234,9 @@ class Pipeline:
         def loop() -> None:
             last = self.corpus.signature() if self.corpus else None
             try:  # load the clause encoder now, not when the first edit arrives (5-9 s for torch)
-                load_encoder(self.index.config.encoder)
-                self.index.warm_up()
+                if self.writer is not None:
+                    load_encoder(self.writer.config.encoder)
+                    self.writer.warm_up()
             except QAError as exc:
                 log.warning("the clause encoder could not be loaded: %s", exc)
             finally:
@@ -289,12 +264,13 @@ class Pipeline:
     # -- asking -------------------------------------------------------------------------
 
     def ask(self, question: str, k: int = 5, mode: str = "hybrid", doc_ids: Sequence[str] | None = None,
-            previous: str | None = None) -> Answer:
+            previous: str | None = None, selection: Selection | None = None) -> Answer:
         """Rank the clauses that best answer ``question``.
 
         Args:
             previous: the question asked before, in a conversation. A short follow-up
                 ("那重庆呢？", "具体有哪些措施？") is searched together with it.
+            selection: only documents of these agencies / dates (``qa.retrieval.Selection``).
 
         Raises:
             EmptyQuestion: nothing to search for.
@@ -302,24 +278,37 @@ class Pipeline:
         """
         if previous and is_follow_up(question):
             try:
-                return self.ask_many([question], k, mode, doc_ids, context=[previous])[0]
+                return self.ask_many([question], k, mode, doc_ids, context=[previous], selection=selection)[0]
             except EmptyQuestion:
                 pass  # an empty previous question: answer on its own
-        return self.ask_many([question], k, mode, doc_ids)[0]
+        return self.ask_many([question], k, mode, doc_ids, selection=selection)[0]
 
     def ask_many(self, questions: Sequence[str], k: int = 10, mode: str = "hybrid",
-                 doc_ids: Sequence[str] | None = None, context: Sequence[str] | None = None) -> list[Answer]:
+                 doc_ids: Sequence[str] | None = None, context: Sequence[str] | None = None,
+                 selection: Selection | None = None) -> list[Answer]:
         """``ask`` for many questions, encoding them in one batch.
 
         Args:
             context: per question, an earlier question to search with it (weighted half).
+            selection: only documents of these agencies / dates (``qa.retrieval.Selection``).
         """
+        if doc_ids:
+            selection = replace(selection or Selection(), doc_ids=tuple(doc_ids))
+        index = self.index = self.index.fresh()  # one consistent index for the whole call
+        try:
+            return self._answer(index, questions, k, mode, selection, context)
+        except StoreGone:  # a rebuild replaced the collection during the call: once more on the new one
+            index = self.index = index.fresh(force=True)
+            return self._answer(index, questions, k, mode, selection, context)
+
+    def _answer(self, index, questions: Sequence[str], k: int, mode: str, selection: Selection | None,
+                context: Sequence[str] | None) -> list[Answer]:
         started = time.perf_counter()
-        index = self.index  # one consistent index for the whole call, even if a rebuild swaps it
+        where = index.select(selection)
         answers = []
         for query in self._queries(index, questions, mode, context):
             notes = query.notes
-            hits = self._rank(index, mode, k, query, index.rows_of_documents(doc_ids))
+            hits = self._rank(index, mode, k, query, where)
             confident = self._confident(index, query.text, hits)
             if not hits and mode == "bm25":
                 notes.append("没有关键词匹配 (no clause shares a word with the question)")
@@ -352,49 +341,35 @@ class Pipeline:
         out = []
         for i, (text, notes) in enumerate(prepared):
             vector = vectors[i] if vectors is not None else None
-            tokens = tok.tokenize(text)
-            bm25_all, translated = index.bm25_scores(text, tokens) if mode != "dense" else (None, False)
-            section_all = index.section_bm25_scores(text, tokens) if sections else None
+            lexical = index.lexical(text, tok.tokenize(text), sections) if mode != "dense" else None
             if earlier:
-                before = tok.tokenize(earlier[i])
                 if vector is not None:
                     vector = normalize_rows((vector + CONTEXT_WEIGHT * vectors[len(texts) + i])[None])[0]
-                if bm25_all is not None:
-                    bm25_all = bm25_all + CONTEXT_WEIGHT * index.bm25_scores(earlier[i], before)[0]
-                if section_all is not None:
-                    section_all = section_all + CONTEXT_WEIGHT * index.section_bm25_scores(earlier[i], before)
+                if lexical is not None:
+                    lexical = lexical.plus(index.lexical(earlier[i], tok.tokenize(earlier[i]), sections),
+                                           CONTEXT_WEIGHT)
                 notes.append(f"追问：结合上一问「{earlier[i][:40]}」检索 (follow-up: searched with the previous question)")
-            if translated:
+            if lexical is not None and lexical.translated:
                 notes.append("英文词已通过词典译为中文参与关键词检索 (English words were looked up in CC-CEDICT for BM25)")
-            weights = index.bm25_weights(text, tokens) if (
-                mode != "dense" and index.config.backend == "milvus") else None
-            out.append(Query(text, notes, vector, bm25_all, section_all, weights))
+            out.append(Query(text, notes, vector, lexical))
         return out
 
-    def _retrieve(self, index: Index, query: Query, allowed: np.ndarray | None,
-                  k: int = 0) -> tuple[list[Candidate], list[Candidate]]:
-        """The dense and BM25 candidate lists."""
+    def _retrieve(self, index, query: Query, where, k: int = 0) -> tuple[list[Candidate], list[Candidate]]:
+        """The dense and BM25 candidate lists (``where``: the store's filter, from ``select``)."""
         fetch = max(self.search_config.fetch_k, k)
-        dense = index.search_dense(query.vector[None], fetch, allowed)[0] if query.vector is not None else []
-        sparse = index.search_bm25(query.bm25, fetch, allowed, query.weights) if query.bm25 is not None else []
+        dense = index.search_dense(query.vector[None], fetch, where)[0] if query.vector is not None else []
+        sparse = query.lexical.top(fetch, where) if query.lexical is not None else []
         return dense, sparse
 
-    def _rank(self, index: Index, mode: str, k: int, query: Query, allowed: np.ndarray | None) -> list[Hit]:
-        if mode == "hybrid" and self.search_config.fusion == "rrf" and index.config.backend == "milvus":
-            # Milvus fuses on the server: its hybrid_search with an RRF ranker
-            fetch = max(self.search_config.fetch_k, k)
-            scores, rows = index.dense.hybrid_rrf(query.vector, query.weights or {}, k, fetch,
-                                                  self.search_config.rrf_k, allowed)
-            ranked = [Candidate(int(r), float(s)) for s, r in zip(scores, rows) if 0 <= r < len(index.clauses)]
-            return self._hits(index, ranked, query.vector, query.bm25)
-        dense, sparse = self._retrieve(index, query, allowed, k)
+    def _rank(self, index, mode: str, k: int, query: Query, where) -> list[Hit]:
+        dense, sparse = self._retrieve(index, query, where, k)
         if mode == "dense":
             ranked = dense[:k]
         elif mode == "bm25":
             ranked = sparse[:k]
         else:
             ranked = self._fuse(index, query, dense, sparse)[:k]
-        return self._hits(index, ranked, query.vector, query.bm25)
+        return self._hits(index, ranked, query)
 
     def _confident(self, index: Index, question: str, hits: list[Hit]) -> bool:
         """Whether the best hit is a real match, by the floors measured on the labelled set.
@@ -426,7 +401,7 @@ class Pipeline:
             text = text[:limit]
         return text, notes
 
-    def _fuse(self, index: Index, query: Query, dense: list[Candidate], sparse: list[Candidate]) -> list[Candidate]:
+    def _fuse(self, index, query: Query, dense: list[Candidate], sparse: list[Candidate]) -> list[Candidate]:
         cfg = self.search_config
         if cfg.fusion == "rrf":
             fused = rrf([[c.row for c in dense], [c.row for c in sparse]], k=cfg.rrf_k)
@@ -437,106 +412,46 @@ class Pipeline:
         order = np.argsort(-scores, kind="stable")
         return [Candidate(features.rows[i], float(scores[i])) for i in order]
 
-    def _features(self, index: Index, query: Query, dense: list[Candidate], sparse: list[Candidate]) -> Features:
+    def _features(self, index, query: Query, dense: list[Candidate], sparse: list[Candidate]) -> Features:
         rows = list(dict.fromkeys([c.row for c in dense] + [c.row for c in sparse]))
         cosine = _cosines(index, rows, query.vector, {c.row: c.score for c in dense})
-        bm25 = query.bm25[rows].astype(np.float64)
-        if query.sections is None or not rows:
+        bm25 = query.lexical.clauses(rows)
+        section_bm25 = query.lexical.sections(rows) if rows else None
+        if section_bm25 is None:
             return Features(rows, cosine, bm25, None, None)
-        where = np.asarray(rows, dtype=np.int64)
-        return Features(rows, cosine, bm25, index.section_similarities(query.vector, where).astype(np.float64),
-                        query.sections[index.row_section[where]].astype(np.float64))
+        return Features(rows, cosine, bm25, index.section_similarities(query.vector, rows).astype(np.float64),
+                        section_bm25)
 
-    def _hits(self, index: Index, ranked: list[Candidate], vector: np.ndarray | None,
-              bm25_all: np.ndarray | None) -> list[Hit]:
+    def _hits(self, index, ranked: list[Candidate], query: Query) -> list[Hit]:
         rows = [c.row for c in ranked]
+        vector = query.vector
         cosine = _cosines(index, rows, vector, {c.row: c.dense for c in ranked if c.dense is not None}) \
             if vector is not None else [None] * len(rows)
+        bm25 = query.lexical.clauses(rows) if query.lexical is not None and rows else [None] * len(rows)
         hits = []
-        for rank, (cand, dense) in enumerate(zip(ranked, cosine), 1):
-            clause = index.clauses[cand.row]
-            bm25 = float(bm25_all[cand.row]) if bm25_all is not None else None
-            hits.append(Hit(rank=rank, score=cand.score, clause=clause, citation=self.citation(clause),
-                            dense=None if dense is None else float(dense), bm25=bm25))
+        for rank, (cand, clause, dense, lexical) in enumerate(zip(ranked, index.clauses_at(rows), cosine, bm25), 1):
+            hits.append(Hit(rank=rank, score=cand.score, clause=clause, citation=self.citation(clause, index),
+                            dense=None if dense is None else float(dense),
+                            bm25=None if lexical is None else float(lexical)))
         return hits
 
     # -- lookups for the UI -------------------------------------------------------------
 
-    def citation(self, clause: Clause) -> Citation:
-        doc = self.index.documents[clause.doc_id]
-        meta = doc.meta
-        date = meta.get("published") or meta.get("written") or meta.get("date") or meta.get("signed_date", "")
+    def citation(self, clause: Clause, index=None) -> Citation:
+        doc = (index or self.index).documents[clause.doc_id]
         return Citation(title=doc.title, heading=tuple(clause.heading[1:]), position=clause.position,
-                        agency=meta.get("agency", ""), date=date, source=doc.source)
+                        agency=doc.meta.get("agency", ""), date=document_date(doc.meta), source=doc.source)
 
     def neighbours(self, clause_id: str, before: int = 1, after: int = 1) -> list[Clause]:
         return self.index.neighbours(clause_id, before, after)
 
 
-def _cosines(index: Index, rows: list[int], vector: np.ndarray, known: dict[int, float]) -> np.ndarray:
+def _cosines(index, rows: list[int], vector: np.ndarray, known: dict[int, float]) -> np.ndarray:
     """Cosine similarity of the question to each row, reading the missing vectors in one call."""
     missing = [r for r in rows if r not in known]
     if missing:
-        known = {**known, **dict(zip(missing, index.dense.similarities(vector, np.asarray(missing)).tolist()))}
+        known = {**known, **dict(zip(missing, index.similarities(vector, np.asarray(missing)).tolist()))}
     return np.array([known[r] for r in rows], dtype=np.float64)
 
 
-def build_index(corpus: Corpus, index_dir: Path, config: IndexConfig, encoder: Encoder | None = None,
-                progress: Progress = False) -> Index:
-    """Read the corpus and build its index at ``index_dir`` (atomically replacing any old one)."""
-    encoder = encoder or load_encoder(config.encoder)
-    description = corpus.describe()  # hashed before reading, so an edit during the build is seen as stale
-    documents, skipped = corpus.load()
-    cache = cache_for(index_dir)
-    try:
-        return Index.build(documents, encoder, Path(index_dir), config, description, cache=cache,
-                           progress=progress, skipped=[{"path": s.path, "reason": s.reason} for s in skipped])
-    finally:
-        cache.close()
-
-
-def _mismatch(index: Index, config: IndexConfig) -> str:
-    """Why the index cannot be used with these settings, or ''.
-
-    The encoder is compared by what its files say (``qa.encoders.describe``), so checking
-    an index does not load the model that built it.
-    """
-    built = index.manifest
-    if index.config != config:
-        have, want = index.config.to_json(), config.to_json()
-        diff = ", ".join(f"{k}={have[k]!r} (now {want[k]!r})" for k in want if have.get(k) != want[k])
-        return f"the index was built with other settings: {diff}"
-    want, have = describe(config.encoder), built.get("encoder", {})
-    for key in ("backend", "model", "weights"):
-        if want.get(key) != have.get(key):
-            return f"the index was built with encoder {key}={have.get(key)!r}, now {want.get(key)!r}"
-    if built.get("tokenizer") != tok.describe():
-        return "the index was built with another tokenizer"
-    return ""
-
-
-def _check_family(config: IndexConfig) -> None:
-    """Questions and clauses must be embedded into the same vector space."""
-    if not config.query_encoder or config.query_encoder == config.encoder:
-        return
-    clauses, questions = describe(config.encoder)["family"], describe(config.query_encoder)["family"]
-    if clauses != questions:
-        raise QAError(f"the query encoder {config.query_encoder} does not embed like {config.encoder} "
-                      f"({questions} vs {clauses}); leave the query encoder empty to use the same one")
-
-
-def _stale(index: Index, corpus: Corpus | None) -> str:
-    if corpus is None:
-        return ""
-    recorded = index.manifest.get("corpus", {})
-    if recorded.get("path") != str(corpus.path) or recorded.get("kind") != corpus.kind:
-        return f"the index was built from {recorded.get('path')}, not {corpus.path}"
-    try:
-        if corpus.fingerprint() != recorded.get("hash"):
-            return "the documents changed since the index was built"
-    except OSError as exc:
-        raise QAError(f"cannot read the documents at {corpus.path}: {exc}") from exc
-    return ""
-
-
-__all__ = ["Pipeline", "Corpus", "build_index", "MODES", "IndexError_"]
+__all__ = ["Pipeline", "Corpus", "build_index", "cache_for", "MODES", "IndexError_"]

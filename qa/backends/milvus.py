@@ -1,16 +1,22 @@
-"""Milvus as the place where an index's vectors live: dense ANN and our BM25 as sparse vectors.
+"""Milvus collections: connecting safely, their schemas, and the few operations the stores use.
 
-A collection row is a clause row of the index: its dense vector, its BM25 weights as a
-sparse vector (term id -> tf / (tf + k1 * (1 - b + b * len / avgdl)), from our own jieba
-tokens), and scalar fields to filter on (document id, issuing agency, date). A question's
-sparse vector holds idf(t) times its count, so the inner product Milvus computes is the
-BM25 score the local backend computes; idf comes from the index's live statistics at query
-time, avgdl is the one at the time a row was written (rows written before many later
-additions drift slightly until the next compaction rewrites them).
+An index named NAME is a *generation* of three collections, ``NAME_g<time>`` (clause rows),
+``NAME_g<time>_sections`` and ``NAME_g<time>_meta`` (statistics as JSON parts), plus one small
+collection ``NAME`` whose single row names the live generation: the alias. Milvus's own
+aliases would do the same, but Milvus Lite 2.5 answers UNIMPLEMENTED to them (tried), and a
+one-row upsert is atomic on every Milvus form.
 
-Works with Milvus Lite (a local file such as ``./milvus.db``), a standalone server or a
-cluster (``http://host:19530``); the token, if any, comes from ``QA_MILVUS_TOKEN``.
-Imported lazily: ``pip install "qa-policy[milvus]"`` installs pymilvus and milvus-lite.
+A clause row: its row number (primary key), document, section, kind, the clause as JSON (text,
+heading path, position, span), the document's agency and date as YYYYMMDD (filters), the dense
+vector, and its BM25 weights as a sparse vector (term id -> tf / (tf + k1 * (1 - b + b * len /
+avgdl)), from our own jieba tokens). A question's sparse vector holds idf(t) times its count, so
+the inner product Milvus computes is our BM25 score; idf comes from the statistics of the
+generation, avgdl is the one at the time a row was written (rows written before many later
+additions drift slightly until the next full build rewrites them).
+
+Works with Milvus Lite (a local file such as ``./milvus.db``, or ``milvus_lite.server`` over
+the network), a standalone server or a cluster (``http://host:19530``); the token, if any,
+comes from ``QA_MILVUS_TOKEN``. Imported lazily: ``pip install "qa-policy[milvus]"``.
 """
 
 from __future__ import annotations
@@ -18,12 +24,13 @@ from __future__ import annotations
 import json
 import logging
 import os
+import time
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
-from ..errors import MissingDependency, QAError
+from ..errors import MissingDependency, QAError, StoreGone
 
 log = logging.getLogger(__name__)
 
@@ -55,10 +62,29 @@ def check_uri(uri: str, token: str, insecure: bool = False) -> None:
     if not is_loopback(host):
         raise QAError(f"refusing to send the Milvus token over plain {parts.scheme}:// to {host}: use https://, "
                       f"or pass --insecure ({INSECURE_ENV}=1) on a network you trust")
-DENSE, SPARSE, TEXT, BUILTIN = "dense", "sparse", "text", "bm25_builtin"
+DENSE, SPARSE = "dense", "sparse"
+#: One JSON part of the statistics (Milvus VARCHAR holds at most 65,535 bytes).
+PART_CHARS = 16_000
+#: Rows per insert call.
+BATCH = 2000
+#: Above this many rows an engine without HNSW (Milvus Lite) gets IVF_FLAT instead of exact FLAT.
+IVF_ROWS = 300_000
 
 
-def _client(uri: str):
+def dense_indexes(rows: int) -> list[tuple[str, dict, dict]]:
+    """(index type, build parameters, search parameters) to try in order: the first the server
+    accepts is used. Milvus standalone and cluster take HNSW; Milvus Lite accepts FLAT, IVF_FLAT and
+    AUTOINDEX only, so it gets FLAT (exact) or, for large collections, IVF_FLAT with about 3 % of
+    the lists probed (recall@10 against exact search: bench/results/milvus.json)."""
+    nlist = int(min(65536, max(16, 4 * rows ** 0.5)))
+    out = [("HNSW", {"M": 16, "efConstruction": 200}, {"metric_type": "IP", "params": {"ef": 256}})]
+    if rows > IVF_ROWS:
+        out.append(("IVF_FLAT", {"nlist": nlist}, {"metric_type": "IP", "params": {"nprobe": max(16, nlist // 32)}}))
+    return out + [("FLAT", {}, {"metric_type": "IP"})]
+
+
+def connect(uri: str):
+    """A client for ``uri`` after checking that no secret would leak (``check_uri``)."""
     try:
         import warnings
 
@@ -88,190 +114,225 @@ def _client(uri: str):
             os.environ["GOMP_SPINCOUNT"] = spin
 
 
-class MilvusStore:
-    """One collection holding an index's dense vectors and BM25 weights.
+def release(client, uri: str) -> None:
+    """Disconnect; a Milvus Lite file is also released, so another process can open it."""
+    client.close()
+    if "://" not in uri:
+        from milvus_lite.server_manager import server_manager_instance
 
-    Offers the search interface of ``qa.dense.DenseIndex`` (so the index can use it in
-    its place) plus sparse search and server-side hybrid search with RRF.
-    """
+        server_manager_instance.release_server(uri)
 
-    kind = "milvus"
 
-    def __init__(self, uri: str, collection: str, dim: int) -> None:
-        self.uri, self.collection, self._dim = uri, collection, dim
-        self._client = _client(uri)
-        self._count: int | None = None
+class Generation:
+    """The three collections of one generation of an index, on one client."""
+
+    def __init__(self, client, name: str) -> None:
+        self.client, self.name = client, name
+        self.sections, self.meta = f"{name}_sections", f"{name}_meta"
+
+    # -- creating ---------------------------------------------------------------------------
 
     @classmethod
-    def create(cls, uri: str, collection: str, dim: int, builtin_bm25: bool = False) -> "MilvusStore":
-        """A new, empty collection (an existing one of that name is replaced).
+    def create(cls, client, alias: str, dim: int, rows: int = 0) -> "Generation":
+        """New empty collections; ``dense_index`` and ``dense_search`` say which index the server took."""
+        from pymilvus import DataType
 
-        Args:
-            builtin_bm25: also keep each clause's text with Milvus's own BM25 function over its
-                ``chinese`` analyzer (Milvus >= 2.5). It scores differently from our BM25: its own
-                tokenizer, no character bigrams, no English translation.
-        """
-        from pymilvus import DataType, Function, FunctionType
-
-        store = cls(uri, collection, dim)
-        client = store._client
-        if client.has_collection(collection):
-            client.drop_collection(collection)
+        gen = cls(client, f"{alias}_g{time.time_ns() // 1000}")
         schema = client.create_schema(auto_id=False)
         schema.add_field("row", DataType.INT64, is_primary=True)
         schema.add_field("doc_id", DataType.VARCHAR, max_length=512)
+        schema.add_field("section", DataType.INT64)
+        schema.add_field("kind", DataType.VARCHAR, max_length=16)
+        schema.add_field("clause", DataType.VARCHAR, max_length=65535)
         schema.add_field("agency", DataType.VARCHAR, max_length=256)
-        schema.add_field("date", DataType.VARCHAR, max_length=64)
+        schema.add_field("day", DataType.INT64)
         schema.add_field(DENSE, DataType.FLOAT_VECTOR, dim=dim)
         schema.add_field(SPARSE, DataType.SPARSE_FLOAT_VECTOR)
-        params = client.prepare_index_params()
-        params.add_index(DENSE, index_type="FLAT", metric_type="IP")
-        params.add_index(SPARSE, index_type="SPARSE_INVERTED_INDEX", metric_type="IP")
-        if builtin_bm25:
-            schema.add_field(TEXT, DataType.VARCHAR, max_length=8192, enable_analyzer=True,
-                             analyzer_params={"type": "chinese"})
-            schema.add_field(BUILTIN, DataType.SPARSE_FLOAT_VECTOR)
-            schema.add_function(Function(name="bm25", function_type=FunctionType.BM25, input_field_names=[TEXT],
-                                         output_field_names=[BUILTIN]))
-            params.add_index(BUILTIN, index_type="SPARSE_INVERTED_INDEX", metric_type="BM25")
-        client.create_collection(collection, schema=schema, index_params=params)
-        return store
+        gen.dense_index, gen.dense_search = _create_with_best_index(client, gen.name, schema, rows)
+        schema = client.create_schema(auto_id=False)
+        schema.add_field("section", DataType.INT64, is_primary=True)
+        schema.add_field("doc_id", DataType.VARCHAR, max_length=512)
+        schema.add_field(DENSE, DataType.FLOAT_VECTOR, dim=dim)
+        schema.add_field(SPARSE, DataType.SPARSE_FLOAT_VECTOR)
+        _create(client, gen.sections, schema, "FLAT")  # read by key only
+        schema = client.create_schema(auto_id=False)
+        schema.add_field("part", DataType.INT64, is_primary=True)
+        schema.add_field("data", DataType.VARCHAR, max_length=65535)
+        schema.add_field("unused", DataType.FLOAT_VECTOR, dim=2)  # Milvus wants a vector in every collection
+        _create(client, gen.meta, schema, "FLAT", vector="unused")
+        return gen
 
-    @classmethod
-    def connect(cls, uri: str, collection: str, dim: int) -> "MilvusStore":
-        """An existing collection, loaded for search (Milvus does not load it on reopen)."""
-        store = cls(uri, collection, dim)
-        if not store._client.has_collection(collection):
-            raise QAError(f"Milvus at {uri} has no collection {collection!r}: rebuild with qa index")
-        store._client.load_collection(collection)
-        return store
+    def drop(self) -> None:
+        for name in (self.name, self.sections, self.meta):
+            if self.client.has_collection(name):
+                self.client.drop_collection(name)
 
-    def describe(self) -> dict[str, Any]:
-        return {"backend": "milvus", "uri": self.uri, "collection": self.collection}
+    # -- writing ----------------------------------------------------------------------------
 
-    # -- writing --------------------------------------------------------------------------
+    def upsert_rows(self, batch, progress=None) -> None:
+        """Clause rows and their sections (a ``qa.backends.payload.RowsBatch``)."""
+        for start in range(0, len(batch.rows), BATCH):
+            end = start + BATCH
+            data = [{"row": int(r), "doc_id": c.doc_id, "section": int(s), "kind": c.kind,
+                     "clause": _clause_json(c), "agency": a[:250], "day": int(d), DENSE: v.tolist(), SPARSE: w}
+                    for r, c, s, a, d, v, w in zip(batch.rows[start:end], batch.clauses[start:end],
+                                                   batch.sections[start:end], batch.agencies[start:end],
+                                                   batch.days[start:end], batch.vectors[start:end],
+                                                   batch.weights[start:end])]
+            self.client.upsert(self.name, data)
+            if progress:
+                progress(min(end, len(batch.rows)), len(batch.rows))
+        for start in range(0, len(batch.section_ids), BATCH):
+            end = start + BATCH
+            data = [{"section": int(s), "doc_id": d, DENSE: v.tolist(), SPARSE: w}
+                    for s, d, v, w in zip(batch.section_ids[start:end], batch.section_docs[start:end],
+                                          batch.section_vectors[start:end], batch.section_weights[start:end])]
+            self.client.upsert(self.sections, data)
+        self.client.flush(self.name)
+        self.client.flush(self.sections)
 
-    def upsert(self, rows: np.ndarray, doc_ids: Sequence[str], metas: Sequence[dict[str, str]],
-               vectors: np.ndarray, weights: Sequence[dict[int, float]], texts: Sequence[str] | None = None,
-               batch: int = 2000) -> None:
-        for start in range(0, len(rows), batch):
-            data = [{"row": int(r), "doc_id": d, "agency": m.get("agency", "")[:250],
-                     "date": (m.get("published") or m.get("written") or m.get("date", ""))[:60],
-                     DENSE: v.tolist(), SPARSE: w}
-                    for r, d, m, v, w in zip(rows[start:start + batch], doc_ids[start:start + batch],
-                                             metas[start:start + batch], vectors[start:start + batch],
-                                             weights[start:start + batch])]
-            if texts is not None:
-                for item, text in zip(data, texts[start:start + batch]):
-                    item[TEXT] = text[:8000]
-            self._client.upsert(self.collection, data)
-        self._client.flush(self.collection)
-        self._count = None
-
-    def delete(self, rows: np.ndarray) -> None:
+    def delete(self, rows: np.ndarray, sections: np.ndarray) -> None:
         if len(rows):
-            self._client.delete(self.collection, ids=[int(r) for r in rows])
-            self._client.flush(self.collection)
-            self._count = None
+            self.client.delete(self.name, ids=[int(r) for r in rows])
+            self.client.flush(self.name)
+        if len(sections):
+            self.client.delete(self.sections, ids=[int(s) for s in sections])
+            self.client.flush(self.sections)
 
-    # -- the DenseIndex interface -----------------------------------------------------------
+    def write_meta(self, statistics: dict[str, Any]) -> None:
+        """Replace the statistics: JSON cut into parts; part 0 holds how many parts follow, so a
+        reader never reads a half-written set (the old parts stay until the count moves on)."""
+        text = json.dumps(statistics, ensure_ascii=False)
+        parts = [text[i:i + PART_CHARS] for i in range(0, len(text), PART_CHARS)] or [""]
+        epoch = time.time_ns()
+        base = (epoch // 1000) * 1000  # parts of this write: base + 1 .. base + n, never reused
+        for start in range(0, len(parts), 500):
+            self.client.upsert(self.meta, [{"part": base + 1 + i, "data": p, "unused": [0.0, 0.0]}
+                                           for i, p in enumerate(parts[start:start + 500], start)])
+        self.client.upsert(self.meta, [{"part": 0, "data": json.dumps({"epoch": epoch, "base": base,
+                                                                       "parts": len(parts)}),
+                                        "unused": [0.0, 0.0]}])
+        self.client.flush(self.meta)
+        old = self.client.query(self.meta, filter=f"part > 0 and (part <= {base} or part > {base + len(parts)})",
+                                output_fields=["part"], limit=16384)
+        if old:
+            self.client.delete(self.meta, ids=[int(o["part"]) for o in old])
 
-    def __len__(self) -> int:
-        if self._count is None:
-            result = self._client.query(self.collection, filter="row >= 0", output_fields=["count(*)"])
-            self._count = int(result[0]["count(*)"])
-        return self._count
+    # -- reading ----------------------------------------------------------------------------
 
-    @property
-    def dim(self) -> int:
-        return self._dim
+    def load(self) -> None:
+        for name in (self.name, self.sections, self.meta):
+            self.client.load_collection(name)
 
-    def search(self, queries: np.ndarray, k: int, allowed: np.ndarray | None = None,
-               deleted: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """Top-k rows per query by inner product (deleted rows are gone from the collection)."""
-        if allowed is not None and not len(allowed):
-            return _arrays([[] for _ in queries], k)
-        results = self._client.search(self.collection, data=[q.tolist() for q in queries], anns_field=DENSE,
-                                      limit=max(1, k), filter=_rows_filter(allowed),
-                                      search_params={"metric_type": "IP"})
-        return _arrays(results, k)
+    def epoch(self) -> int:
+        got = self._call(self.client.get, self.meta, ids=[0], output_fields=["data"])
+        return int(json.loads(got[0]["data"])["epoch"]) if got else 0
 
-    def similarities(self, vector: np.ndarray, rows: np.ndarray) -> np.ndarray:
-        """Inner product of ``vector`` with each of ``rows``: one filtered search, no vectors fetched."""
-        if not len(rows):
-            return np.zeros(0, np.float64)
-        scores, found = self.search(vector[None], len(rows), allowed=np.asarray(rows))
-        by_row = {int(r): float(s) for s, r in zip(scores[0], found[0]) if r >= 0}
-        return np.asarray([by_row.get(int(r), 0.0) for r in rows], dtype=np.float64)
+    def read_meta(self) -> tuple[int, dict[str, Any]]:
+        head = self._call(self.client.get, self.meta, ids=[0], output_fields=["data"])
+        if not head:
+            raise StoreGone(f"{self.name} has no statistics yet")
+        info = json.loads(head[0]["data"])
+        ids = list(range(info["base"] + 1, info["base"] + 1 + info["parts"]))
+        got: dict[int, str] = {}
+        for start in range(0, len(ids), 500):
+            for e in self._call(self.client.get, self.meta, ids=ids[start:start + 500], output_fields=["data"]):
+                got[int(e["part"])] = e["data"]
+        return int(info["epoch"]), json.loads("".join(got[i] for i in ids))
 
-    def vector(self, row: int) -> np.ndarray:
-        return self.vectors(np.asarray([row]))[0]
+    def search(self, data: list, field: str, k: int, expr: str, params: dict) -> list:
+        return self._call(self.client.search, self.name, data=data, anns_field=field, limit=max(1, k),
+                          filter=expr, search_params=params)
 
-    def vectors(self, rows: np.ndarray) -> np.ndarray:
-        if not len(rows):
-            return np.zeros((0, self._dim), np.float32)
-        got = {int(e["row"]): e[DENSE] for e in self._client.get(self.collection, ids=[int(r) for r in rows],
-                                                                  output_fields=[DENSE])}
-        return np.asarray([got[int(r)] for r in rows], dtype=np.float32)
+    def rows(self, rows: Sequence[int], fields: list[str]) -> list[dict]:
+        return self._call(self.client.get, self.name, ids=[int(r) for r in rows], output_fields=["row", *fields])
 
-    # -- sparse and hybrid ------------------------------------------------------------------
+    def section_rows(self, ids: Sequence[int], fields: list[str]) -> list[dict]:
+        return self._call(self.client.get, self.sections, ids=[int(s) for s in ids],
+                          output_fields=["section", *fields])
 
-    def sparse_search(self, weights: dict[int, float], k: int, allowed: np.ndarray | None = None
-                      ) -> tuple[np.ndarray, np.ndarray]:
-        """Top-k rows by BM25 (inner product of the question's idf weights and the rows' weights)."""
-        if not weights or (allowed is not None and not len(allowed)):
-            return np.zeros(0, np.float32), np.zeros(0, np.int64)
-        results = self._client.search(self.collection, data=[weights], anns_field=SPARSE, limit=max(1, k),
-                                      filter=_rows_filter(allowed), search_params={"metric_type": "IP"})
-        scores, rows = _arrays(results, k)
-        keep = scores[0] > 0
-        return scores[0][keep], rows[0][keep]
+    def query(self, expr: str, fields: list[str], limit: int = 16384) -> list[dict]:
+        return self._call(self.client.query, self.name, filter=expr, output_fields=fields, limit=limit)
 
-    def text_search(self, question: str, k: int, allowed: np.ndarray | None = None
-                    ) -> tuple[np.ndarray, np.ndarray]:
-        """Top-k rows by Milvus's own BM25 over its ``chinese`` analyzer (``builtin_bm25`` collections)."""
-        if allowed is not None and not len(allowed):
-            return np.zeros(0, np.float32), np.zeros(0, np.int64)
-        results = self._client.search(self.collection, data=[question], anns_field=BUILTIN, limit=max(1, k),
-                                      filter=_rows_filter(allowed), search_params={"metric_type": "BM25"})
-        scores, rows = _arrays(results, k)
-        keep = rows[0] >= 0
-        return scores[0][keep], rows[0][keep]
-
-    def hybrid_rrf(self, vector: np.ndarray, weights: dict[int, float], k: int, fetch: int, rrf_k: int = 60,
-                   allowed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """Milvus's own hybrid search: dense and sparse top-``fetch`` fused by RRF (k = ``rrf_k``)."""
-        from pymilvus import AnnSearchRequest, RRFRanker
-
-        if allowed is not None and not len(allowed):
-            return np.zeros(0, np.float32), np.zeros(0, np.int64)
-        expr = _rows_filter(allowed)
-        requests = [AnnSearchRequest([vector.tolist()], DENSE, {"metric_type": "IP"}, fetch, expr=expr or None)]
-        if weights:
-            requests.append(AnnSearchRequest([weights], SPARSE, {"metric_type": "IP"}, fetch, expr=expr or None))
-        results = self._client.hybrid_search(self.collection, requests, RRFRanker(rrf_k), limit=k)
-        scores, rows = _arrays(results, k)
-        return scores[0], rows[0]
-
-    def close(self) -> None:
-        """Disconnect; a Milvus Lite file is also released, so another process can open it."""
-        self._client.close()
-        if "://" not in self.uri:
-            from milvus_lite.server_manager import server_manager_instance
-
-            server_manager_instance.release_server(self.uri)
+    def _call(self, method, *args, **kwargs):
+        try:
+            return method(*args, **kwargs)
+        except Exception as exc:
+            if "not found" in str(exc) or "not exist" in str(exc):
+                raise StoreGone(f"Milvus collection {self.name} is gone: {exc}") from exc
+            raise QAError(f"Milvus ({self.name}): {exc}") from exc
 
 
-def _rows_filter(allowed: np.ndarray | None) -> str:
-    if allowed is None:
-        return ""
-    return f"row in {json.dumps([int(r) for r in allowed])}"
+class Head:
+    """The alias: a one-row collection ``NAME`` naming the live generation and its corpus."""
+
+    def __init__(self, client, alias: str) -> None:
+        self.client, self.alias = client, alias
+
+    def read(self) -> dict[str, Any] | None:
+        if not self.client.has_collection(self.alias):
+            return None
+        self.client.load_collection(self.alias)
+        got = self.client.get(self.alias, ids=[0], output_fields=["data"])
+        return json.loads(got[0]["data"]) if got else None
+
+    def point(self, generation: str, corpus: str) -> None:
+        from pymilvus import DataType
+
+        if not self.client.has_collection(self.alias):
+            schema = self.client.create_schema(auto_id=False)
+            schema.add_field("key", DataType.INT64, is_primary=True)
+            schema.add_field("data", DataType.VARCHAR, max_length=65535)
+            schema.add_field("unused", DataType.FLOAT_VECTOR, dim=2)
+            _create(self.client, self.alias, schema, "FLAT", vector="unused")
+        self.client.upsert(self.alias, [{"key": 0, "data": json.dumps({"generation": generation, "corpus": corpus},
+                                                                       ensure_ascii=False), "unused": [0.0, 0.0]}])
+        self.client.flush(self.alias)
+
+    def generations(self) -> list[str]:
+        """Every generation of this alias on the server, oldest first (names sort by time)."""
+        prefix = f"{self.alias}_g"
+        return sorted(n for n in self.client.list_collections()
+                      if n.startswith(prefix) and n[len(prefix):].isdigit())
 
 
-def _arrays(results, k: int) -> tuple[np.ndarray, np.ndarray]:
-    scores = np.full((len(results), k), -np.inf, dtype=np.float32)
-    rows = np.full((len(results), k), -1, dtype=np.int64)
-    for i, hits in enumerate(results):
-        for j, hit in enumerate(list(hits)[:k]):
-            scores[i, j], rows[i, j] = hit["distance"], hit["id"]
-    return scores, rows
+def _clause_json(clause) -> str:
+    data = clause.to_json()
+    text = json.dumps(data, ensure_ascii=False)
+    while len(text.encode("utf-8")) > 65000:  # a pathological clause: keep the citation, cut the text
+        data["text"] = data["text"][:len(data["text"]) // 2]
+        text = json.dumps(data, ensure_ascii=False)
+    return text
+
+
+def _create(client, name: str, schema, index_type: str, vector: str = DENSE) -> None:
+    params = client.prepare_index_params()
+    params.add_index(vector, index_type=index_type, metric_type="IP")
+    if vector == DENSE:
+        params.add_index(SPARSE, index_type="SPARSE_INVERTED_INDEX", metric_type="IP")
+    client.create_collection(name, schema=schema, index_params=params)
+
+
+def _create_with_best_index(client, name: str, schema, rows: int) -> tuple[str, dict]:
+    """Create the clause collection with the first dense index type the server accepts."""
+    # pymilvus logs each refusal as an ERROR (through loggers with levels of their own); one is expected here
+    quiet = [logging.getLogger(n) for n in list(logging.root.manager.loggerDict) if n.startswith("pymilvus")]
+    levels = [q.level for q in quiet]
+    for q in quiet:
+        q.setLevel(logging.CRITICAL)
+    try:
+        for index_type, build, search in dense_indexes(rows):
+            params = client.prepare_index_params()
+            params.add_index(DENSE, index_type=index_type, metric_type="IP", params=build)
+            params.add_index(SPARSE, index_type="SPARSE_INVERTED_INDEX", metric_type="IP")
+            try:
+                client.create_collection(name, schema=schema, index_params=params)
+                return index_type, search
+            except Exception as exc:  # e.g. Milvus Lite: "local mode only support FLAT IVF_FLAT AUTOINDEX"
+                log.info("Milvus refused a %s index (%s); trying the next", index_type, exc)
+                if client.has_collection(name):
+                    client.drop_collection(name)
+    finally:
+        for q, level in zip(quiet, levels):
+            q.setLevel(level)
+    raise QAError(f"Milvus accepted none of the index types {[t for t, _, _ in dense_indexes(rows)]}")

@@ -20,6 +20,7 @@ import numpy as np
 
 from ..encoders import load_encoder
 from ..encoders.cache import encode_passages, encode_queries
+from ..errors import QAError
 from ..pipeline import Pipeline, cache_for
 from ..sparse import SparseIndex
 from .datasets import Question
@@ -37,7 +38,7 @@ def bigrams(text: str) -> list[str]:
 def passages(pipe: Pipeline) -> tuple[dict[int, str], dict[int, str]]:
     """Every live section's text (document text from its first to its last clause), and the
     document id of each section. Cards are left out."""
-    index = pipe.index
+    index = _local(pipe)
     spans: dict[int, list[int]] = {}
     docs: dict[int, str] = {}
     for rows in (index.rows_of_documents([d]) for d in index.documents):
@@ -53,8 +54,15 @@ def passages(pipe: Pipeline) -> tuple[dict[int, str], dict[int, str]]:
     return texts, docs
 
 
+def _local(pipe: Pipeline):
+    """The local index (a query server reading Milvus has no document texts to cut passages from)."""
+    if pipe.writer is None:
+        raise QAError("--passages needs the index folder (document texts): run it where the index is built")
+    return pipe.writer
+
+
 def gold_sections(pipe: Pipeline, question: Question, docs: dict[int, str]) -> set[int]:
-    index = pipe.index
+    index = _local(pipe)
     if question.gold_ids:
         wanted = set(question.gold_ids)
         return {s for s, d in docs.items() if d in wanted or index.documents[d].meta.get("source_id") in wanted}
@@ -80,8 +88,8 @@ def compare(pipe: Pipeline, questions: Sequence[Question], batch: int = 64) -> d
     for start in range(0, len(asked), batch):
         chunk = asked[start:start + batch]
         for q, answer in zip(chunk, pipe.ask_many([q.question for q in chunk], k=50, mode="hybrid")):
-            rows = [pipe.index.row_of(h.clause.clause_id) for h in answer.hits if h.clause.kind == "clause"]
-            ours[q.qid] = list(dict.fromkeys(str(int(pipe.index.row_section[r])) for r in rows if r >= 0))[:DEPTH]
+            rows = [_local(pipe).row_of(h.clause.clause_id) for h in answer.hits if h.clause.kind == "clause"]
+            ours[q.qid] = list(dict.fromkeys(str(int(_local(pipe).row_section[r])) for r in rows if r >= 0))[:DEPTH]
 
     cache = cache_for(pipe.index_dir)
     try:

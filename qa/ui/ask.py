@@ -12,6 +12,7 @@ from typing import Any, Sequence
 from ..errors import QAError
 from ..feedback import Feedback
 from ..pipeline import MODES, Pipeline
+from ..retrieval import Selection
 from ..users import User
 from . import render
 from .access import Refused
@@ -67,13 +68,36 @@ def checked_documents(pipeline: Pipeline, doc_ids: Any) -> list[str] | None:
     return list(doc_ids)
 
 
+def checked_selection(agencies: Any = None, since: Any = "", until: Any = "") -> Selection:
+    """Agencies and a date range as a ``Selection`` (bad dates refused with the format to use)."""
+    if agencies in (None, ""):
+        agencies = []
+    if isinstance(agencies, str):
+        agencies = [agencies]
+    if not isinstance(agencies, (list, tuple)) or len(agencies) > MAX_DOC_FILTER or \
+            not all(isinstance(a, str) for a in agencies):
+        raise Refused(f"the agency filter is a list of at most {MAX_DOC_FILTER} names")
+    if not all(isinstance(d, (str, type(None))) for d in (since, until)):
+        raise Refused("dates are text: YYYY-MM-DD")
+    try:
+        return Selection(agencies=tuple(agencies), since=(since or "").strip()[:40], until=(until or "").strip()[:40])
+    except QAError as exc:
+        raise Refused(str(exc).replace("--", "")) from None
+
+
+def agencies(pipeline: Pipeline) -> list[str]:
+    """The issuing agencies of the documents, for the agency filter."""
+    return sorted({d.meta["agency"] for d in pipeline.index.documents.values() if d.meta.get("agency")})
+
+
 def api_ask(pipeline: Pipeline, user: User, question: Any, k: Any = 5, mode: Any = "hybrid",
-            doc_ids: Any = None) -> dict:
+            doc_ids: Any = None, agency: Any = None, since: Any = "", until: Any = "") -> dict:
     """One question as JSON. Bad parameters raise Refused; an empty question is an ``error`` field."""
     question, k, mode = checked_question(question), bounded_k(k), checked_mode(mode)
     documents = checked_documents(pipeline, doc_ids)
+    selection = checked_selection(agency, since, until)
     try:
-        return pipeline.ask(question, k=k, mode=mode, doc_ids=documents).to_json()
+        return pipeline.ask(question, k=k, mode=mode, doc_ids=documents, selection=selection).to_json()
     except QAError as exc:
         return {"question": question, "error": str(exc), "hits": []}
 
@@ -89,7 +113,8 @@ def api_search(pipeline: Pipeline, user: User, questions: Any, k: Any = 10, mode
 
 
 def respond(pipeline: Pipeline, user: User, message: Any, history: Sequence[dict] | None, k: Any, mode: Any,
-            doc_filter: Any, state: dict | None) -> tuple[list[dict], dict, str]:
+            doc_filter: Any, state: dict | None, agency: Any = None, since: Any = "",
+            until: Any = "") -> tuple[list[dict], dict, str]:
     """The chat: the question, a summary and one card per hit appended to ``history``."""
     question = message if isinstance(message, str) else str(message or "")
     history = list(history or [])
@@ -97,7 +122,8 @@ def respond(pipeline: Pipeline, user: User, message: Any, history: Sequence[dict
     history.append({"role": "user", "content": render.esc(question[:2000]) if question.strip() else "（空）"})
     try:
         answer = pipeline.ask(checked_question(question), k=bounded_k(k), mode=checked_mode(mode),
-                              doc_ids=checked_documents(pipeline, doc_filter), previous=state.get("last"))
+                              doc_ids=checked_documents(pipeline, doc_filter), previous=state.get("last"),
+                              selection=checked_selection(agency, since, until))
     except QAError as exc:
         history.append({"role": "assistant", "content": f"**无法检索** · {render.esc(str(exc))}"})
         return history, state, ""

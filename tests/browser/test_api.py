@@ -20,6 +20,18 @@ def test_ask_endpoint_returns_structured_hits(client):
     assert {"clause_id", "citation", "title", "score", "heading"} <= set(result["hits"][0])
 
 
+def test_ask_where_filters_by_agency_and_date(client):
+    everything = client.predict("科技", 20, "bm25", api_name="/ask")["hits"]
+    assert {h["agency"] for h in everything} >= {"市科技局", "重庆日报"}
+    agency = client.predict("科技", 20, "bm25", None, ["重庆日报"], "", "", api_name="/ask_where")["hits"]
+    assert agency and {h["agency"] for h in agency} == {"重庆日报"}
+    dated = client.predict("科技", 20, "bm25", None, None, "2024-09-01", "2024-09-30", api_name="/ask_where")["hits"]
+    assert dated and {h["date"] for h in dated} == {"2024-09-14"}
+
+    with pytest.raises(Exception, match="not a date"):
+        client.predict("科技", 5, "bm25", None, None, "next week", "", api_name="/ask_where")
+
+
 def test_search_endpoint_and_errors_as_json(client):
     results = client.predict(["技术合同成交额", "   "], 2, "bm25", api_name="/search")
     assert len(results) == 2 and "2800亿元" in results[0]["hits"][0]["text"]
