@@ -175,13 +175,13 @@ class Index:
             raise NoDocuments("the documents contain no text to index")
         store.checkpoint("embedded")
         return cls.from_parts(documents, clauses, vectors, tokens, encoder, target, config, corpus, skipped,
-                              embed_seconds=time.perf_counter() - started, force=force)
+                              embed_seconds=time.perf_counter() - started, force=force, progress=progress)
 
     @classmethod
     def from_parts(cls, documents: Sequence[Document], clauses: Sequence[Clause], vectors: np.ndarray,
                    tokens: list[list[str]], encoder: Encoder, target: Path, config: IndexConfig,
                    corpus: dict[str, Any], skipped: Sequence[dict[str, str]] = (), embed_seconds: float = 0.0,
-                   dense_kind: str = "auto", force: bool = False) -> "Index":
+                   dense_kind: str = "auto", force: bool = False, progress: Progress = False) -> "Index":
         """Write an index from clauses already embedded and tokenized (``build`` does both first).
 
         Benchmarks use this to make large collections from vectors they already have.
@@ -191,6 +191,7 @@ class Index:
             tokens: the BM25 tokens of each clause.
             dense_kind: "auto" (by size), "flat" or "ivf".
             force: replace a Milvus collection that holds another corpus's index.
+            progress: a bar (True) or a callback for writing the rows to a remote store.
         """
         started = time.perf_counter()
         sparse = SparseIndex.build(tokens, config.k1, config.b)
@@ -205,7 +206,7 @@ class Index:
                                        row_section, n_sections, documents)
             counts = Counter(c.doc_id for c in clauses)
             remote.rebuild(batch, payload.statistics(manifest, documents, sparse, row_section, n_sections, lexicon,
-                                                     dict(counts)), force=force)
+                                                     dict(counts)), force=force, progress=progress)
 
         def write(folder: Path) -> dict[str, Any]:
             Segment.write(folder / "segments" / "s0001", clauses, sparse.segments[0], vectors)
@@ -271,8 +272,9 @@ class Index:
                                        row_section, base + n_new, documents)
             counts = Counter({d: n for d, n in self.clause_counts().items() if d not in gone})
             counts.update(c.doc_id for c in clauses)
-            remote.apply(drop, np.unique(self.row_section[drop]), batch, payload.statistics(manifest, documents, sparse, row_section,
-                                                               base + n_new, lexicon, dict(counts)))
+            statistics = payload.statistics(manifest, documents, sparse, row_section, base + n_new, lexicon,
+                                            dict(counts))
+            remote.apply(drop, np.unique(self.row_section[drop]), batch, statistics, progress=progress)
         names = [s.folder.name for s in self.segments]
         new_name = f"s{max(int(n[1:]) for n in names) + 1:04d}" if names else "s0001"
 

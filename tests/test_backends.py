@@ -303,6 +303,36 @@ def test_a_collection_of_another_corpus_is_not_overwritten_without_force(tmp_pat
     reader.close()
 
 
+def test_a_collection_that_is_not_a_qa_index_is_never_replaced(tmp_path, capsys):
+    from pymilvus import DataType
+
+    from qa.backends.remote import client_for
+    from qa.cli import main
+
+    uri = str(tmp_path / "other.db")
+    client = client_for(uri)
+    schema = client.create_schema(auto_id=False)
+    schema.add_field("id", DataType.INT64, is_primary=True)
+    schema.add_field("v", DataType.FLOAT_VECTOR, dim=4)
+    params = client.prepare_index_params()
+    params.add_index("v", index_type="FLAT", metric_type="IP")
+    client.create_collection("theirs", schema=schema, index_params=params)
+    client.insert("theirs", [{"id": 7, "v": [1.0, 0.0, 0.0, 0.0]}])
+    args = ["index", "--backend", "milvus", "--milvus-uri", uri, "--collection", "theirs",
+            "--docs", str(_docs(tmp_path)), "--index", str(tmp_path / "index")]
+    assert main(args) == 2
+    assert "not a qa index" in capsys.readouterr().err
+    assert [r["id"] for r in client.query("theirs", filter="id >= 0", output_fields=["id"])] == [7]  # untouched
+    assert main([*args, "--force"]) == 2  # not even with --force: it may be another program's data
+    assert "qa leaves it alone" in capsys.readouterr().err
+    assert [r["id"] for r in client.query("theirs", filter="id >= 0", output_fields=["id"])] == [7]
+    assert main([*args[:-4], "--collection", "ours", *args[-4:]]) == 0
+    assert "1311家" in Pipeline.remote(uri, "ours").ask("江北区科技型企业总量有多少？", k=1).hits[0].clause.text
+    from qa.backends.remote import close
+
+    close(uri)
+
+
 def test_a_reader_of_a_missing_index_or_half_given_settings_gets_one_line(tmp_path, capsys):
     from qa.cli import main
 

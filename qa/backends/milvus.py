@@ -263,6 +263,10 @@ class Generation:
             raise QAError(f"Milvus ({self.name}): {exc}") from exc
 
 
+#: What ``Head.read`` says of a collection named like the index that is not one of our aliases.
+FOREIGN = "something that is not a qa index (another program's collection, or an older qa's)"
+
+
 class Head:
     """The alias: a one-row collection ``NAME`` naming the live generation and its corpus."""
 
@@ -270,8 +274,13 @@ class Head:
         self.client, self.alias = client, alias
 
     def read(self) -> dict[str, Any] | None:
+        """What the alias says, None if there is none, or {"corpus": FOREIGN} for a collection of that
+        name that is not an alias (another program's, or an older qa's)."""
         if not self.client.has_collection(self.alias):
             return None
+        fields = {f["name"] for f in self.client.describe_collection(self.alias)["fields"]}
+        if fields != {"key", "data", "unused"}:
+            return {"corpus": FOREIGN}
         self.client.load_collection(self.alias)
         got = self.client.get(self.alias, ids=[0], output_fields=["data"])
         return json.loads(got[0]["data"]) if got else None

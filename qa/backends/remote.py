@@ -30,10 +30,12 @@ from ..errors import IndexMismatch, QAError, StoreGone
 from ..index import Candidate, coverage
 from ..retrieval import Selection
 from ..types import Clause, Document
-from .milvus import DENSE, SPARSE, Generation, Head, connect, release
+from .milvus import DENSE, FOREIGN, SPARSE, Generation, Head, connect, release
 
 log = logging.getLogger(__name__)
 
+#: Bumped when what a generation holds changes; a reader refuses other formats with a clear message.
+FORMAT = 1
 #: A reader looks for a new generation or new statistics at most this often (seconds).
 CHECK_SECONDS = 2.0
 #: Clause and section rows a reader keeps fetched (rows never change once written).
@@ -67,7 +69,7 @@ class RemoteStore:
             raise IndexMismatch("the Milvus backend needs --milvus-uri and --collection")
         self.uri, self.alias = config.milvus_uri, config.collection
 
-    def rebuild(self, batch, statistics: dict[str, Any], force: bool = False) -> None:
+    def rebuild(self, batch, statistics: dict[str, Any], force: bool = False, progress=False) -> None:
         """A new generation with every row, then the alias switched to it, then older ones dropped.
 
         Raises:
@@ -78,13 +80,17 @@ class RemoteStore:
         corpus = _corpus_key(statistics)
         with self._writer():
             current = head.read()
+            if current == {"corpus": FOREIGN}:  # never dropped by us, --force or not: it may be another program's
+                raise QAError(f"Milvus collection {self.alias!r} is {FOREIGN}; qa leaves it alone: choose another "
+                              "--collection, or drop it with Milvus's own tools")
             if current is not None and current.get("corpus") != corpus and not force:
                 raise QAError(f"Milvus collection {self.alias!r} holds the index of {current.get('corpus')}, not "
                               f"{corpus}; choose another --collection, or pass --force to replace it")
             generation = Generation.create(client, self.alias, batch.vectors.shape[1], len(batch.rows))
             try:
-                generation.upsert_rows(batch)
-                generation.write_meta({**statistics, "dense_index": generation.dense_index,
+                with _bar(len(batch.rows), progress) as advance:
+                    generation.upsert_rows(batch, advance)
+                generation.write_meta({**statistics, "format": FORMAT, "dense_index": generation.dense_index,
                                        "dense_search": generation.dense_search})
             except Exception:
                 generation.drop()
@@ -96,7 +102,8 @@ class RemoteStore:
         log.info("Milvus %s: generation %s is live (%s dense index)", self.alias, generation.name,
                  generation.dense_index)
 
-    def apply(self, rows: np.ndarray, sections: np.ndarray, batch, statistics: dict[str, Any]) -> None:
+    def apply(self, rows: np.ndarray, sections: np.ndarray, batch, statistics: dict[str, Any],
+              progress=False) -> None:
         """Delete rows and sections, upsert new ones and replace the statistics, in place."""
         client = client_for(self.uri)
         with self._writer():
@@ -106,9 +113,13 @@ class RemoteStore:
                               "rebuild it with: qa index --force")
             generation = Generation(client, current["generation"])
             meta = generation.read_meta()[1]
+            if meta.get("format") != FORMAT:
+                raise QAError(f"Milvus collection {self.alias!r} was written by another version of qa; "
+                              "rebuild it with: qa index --force")
             generation.delete(rows, sections)
-            generation.upsert_rows(batch)
-            generation.write_meta({**statistics, "dense_index": meta["dense_index"],
+            with _bar(len(batch.rows), progress) as advance:
+                generation.upsert_rows(batch, advance)
+            generation.write_meta({**statistics, "format": FORMAT, "dense_index": meta["dense_index"],
                                    "dense_search": meta["dense_search"]})
 
     def reader(self) -> "RemoteIndex":
@@ -125,6 +136,21 @@ class RemoteStore:
                 yield
             finally:
                 fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+@contextmanager
+def _bar(total: int, progress):
+    """One progress bar over all the batches written (``progress``: True, or a (done, total) callback)."""
+    from tqdm.auto import tqdm
+
+    with tqdm(total=total, desc="writing to Milvus", unit="row", disable=progress is not True,
+              mininterval=0.5) as bar:
+        def advance(done: int, total: int) -> None:
+            bar.update(done - bar.n)
+            if callable(progress):
+                progress(done, total)
+
+        yield advance
 
 
 def _corpus_key(statistics: dict[str, Any]) -> str:
@@ -172,9 +198,15 @@ class RemoteIndex:
             try:
                 generation.load()
                 epoch, stats = generation.read_meta()
+                if stats.get("format") != FORMAT:
+                    raise QAError(f"the index {alias!r} in Milvus at {uri} was written by another version of qa "
+                                  f"(format {stats.get('format')}, this one reads {FORMAT}); rebuild it with "
+                                  "qa index --force")
                 return cls(uri, alias, generation, epoch, stats)
             except StoreGone:
                 time.sleep(0.2)
+            except QAError:
+                raise
             except Exception as exc:
                 if "not found" not in str(exc) and "not exist" not in str(exc):
                     raise QAError(f"Milvus ({alias}): {exc}") from exc
@@ -322,6 +354,7 @@ class RemoteLexical:
     def __init__(self, index: RemoteIndex, parts: list[tuple[float, list]], sections: bool,
                  translated: bool) -> None:
         self.index, self.parts, self.with_sections, self.translated = index, parts, sections, translated
+        self._plans: dict[int, tuple[dict[int, float], list]] = {}
 
     def top(self, k: int, where: str | None = None) -> list[Candidate]:
         weights: dict[int, float] = {}
@@ -355,11 +388,27 @@ class RemoteLexical:
                              self.with_sections and other.with_sections, self.translated or other.translated)
 
     def _score(self, row: dict[int, float], idf: np.ndarray) -> float:
-        total = 0.0
-        for share, groups in self.parts:
-            for group in groups:
-                total += share * max(sum(float(idf[t]) * row.get(t, 0.0) for t in alt) for alt in group)
+        plain, choices = self._plan(idf)
+        total = sum(w * row.get(t, 0.0) for t, w in plain.items())
+        for share, group in choices:
+            total += share * max(sum(w * row.get(t, 0.0) for t, w in alternative) for alternative in group)
         return total
+
+    def _plan(self, idf: np.ndarray) -> tuple[dict[int, float], list]:
+        """The query with ``idf`` applied: one weight per term for groups of a single alternative (a
+        plain word: the sum over them is a dot product), the translated words' groups apart."""
+        if id(idf) not in self._plans:
+            plain: dict[int, float] = {}
+            choices = []
+            for share, groups in self.parts:
+                for group in groups:
+                    if len(group) == 1:
+                        for t in group[0]:
+                            plain[t] = plain.get(t, 0.0) + share * float(idf[t])
+                    else:
+                        choices.append((share, [[(t, float(idf[t])) for t in alt] for alt in group]))
+            self._plans[id(idf)] = plain, choices
+        return self._plans[id(idf)]
 
 
 def _idf(n: int, df: np.ndarray) -> np.ndarray:
