@@ -63,6 +63,15 @@ class DenseIndex:
         elif self.kind == "hnsw":
             self._index.hnsw.efSearch = HNSW_EF_SEARCH
 
+    def copy(self) -> "DenseIndex":
+        """An independent copy (queries may still be reading this one while the copy grows)."""
+        import faiss
+
+        index = faiss.clone_index(self._index)
+        if hasattr(index, "make_direct_map"):
+            index.make_direct_map()
+        return DenseIndex(index)
+
     def add(self, vectors: np.ndarray) -> None:
         """Append rows (their ids continue the numbering)."""
         self._index.add(np.ascontiguousarray(vectors, dtype=np.float32))

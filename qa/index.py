@@ -256,7 +256,7 @@ class Index:
         remote = _remote(self.config)
         dense = None
         if not remote:
-            dense = DenseIndex(_clone(self.dense))
+            dense = self.dense.copy()  # queries may still be reading the old one
             if clauses:
                 dense.add(vectors)
         lexicon = (crosslingual.build_lexicon(sparse.vocabulary(), tok.tokenize)
@@ -504,16 +504,6 @@ def _remote(config: IndexConfig):
     from .backends.remote import RemoteStore
 
     return RemoteStore(config)
-
-
-def _clone(dense: DenseIndex):
-    """A copy of the FAISS index: queries may still be reading the old one."""
-    import faiss
-
-    index = faiss.clone_index(dense._index)
-    if hasattr(index, "make_direct_map"):
-        index.make_direct_map()
-    return index
 
 
 def _link_tree(source: Path, target: Path) -> None:
