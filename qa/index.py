@@ -202,11 +202,12 @@ class Index:
         manifest["seconds"] = {"embed": round(embed_seconds, 3)}
         if remote:
             row_section, n_sections = sections.assign(clauses)
-            batch = payload.rows_batch(np.arange(len(clauses)), clauses, vectors, sparse, 0, row_section,
-                                       row_section, n_sections, documents)
+            grouped = GroupedBM25(sparse, row_section, n_sections)
+            batch = payload.rows_batch(np.arange(len(clauses)), clauses, vectors, sparse, 0, row_section, grouped,
+                                       documents)
             counts = Counter(c.doc_id for c in clauses)
-            remote.rebuild(batch, payload.statistics(manifest, documents, sparse, row_section, n_sections, lexicon,
-                                                     dict(counts)), force=force, progress=progress)
+            remote.rebuild(batch, payload.statistics(manifest, documents, sparse, grouped, lexicon, dict(counts)),
+                           force=force, progress=progress)
 
         def write(folder: Path) -> dict[str, Any]:
             Segment.write(folder / "segments" / "s0001", clauses, sparse.segments[0], vectors)
@@ -267,13 +268,13 @@ class Index:
             base = len(self.section_vectors)
             row_section = np.concatenate([self.row_section, new_section.astype(np.int64) + base])
             first = len(self.clauses)
+            grouped = GroupedBM25(sparse, row_section, base + n_new)
             batch = payload.rows_batch(np.arange(first, first + len(clauses)), clauses, vectors, sparse,
-                                       len(sparse.segments) - 1, new_section.astype(np.int64) + base,
-                                       row_section, base + n_new, documents)
+                                       len(sparse.segments) - 1, new_section.astype(np.int64) + base, grouped,
+                                       documents)
             counts = Counter({d: n for d, n in self.clause_counts().items() if d not in gone})
             counts.update(c.doc_id for c in clauses)
-            statistics = payload.statistics(manifest, documents, sparse, row_section, base + n_new, lexicon,
-                                            dict(counts))
+            statistics = payload.statistics(manifest, documents, sparse, grouped, lexicon, dict(counts))
             remote.apply(drop, np.unique(self.row_section[drop]), batch, statistics, progress=progress)
         names = [s.folder.name for s in self.segments]
         new_name = f"s{max(int(n[1:]) for n in names) + 1:04d}" if names else "s0001"
@@ -381,11 +382,6 @@ class Index:
             section = (self.section_bm25.scores(tokens) if query is None
                        else self.section_bm25.structured_scores(query))
         return LocalLexical(self, clause, section, query is not None)
-
-    def bm25_scores(self, question: str, tokens: list[str]) -> tuple[np.ndarray, bool]:
-        """BM25 scores of every clause for a question, and whether English words were translated."""
-        lexical = self.lexical(question, tokens)
-        return lexical.scores, lexical.translated
 
     def coverage(self, question: str) -> float:
         """Share of the question's information (stop words aside) carried by words that occur in

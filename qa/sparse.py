@@ -260,6 +260,7 @@ class GroupedBM25:
         self.n = int(self.live.sum())
         avg = float(glen[self.live].mean()) if self.n else 1.0
         self.norm = sparse.k1 * (1 - sparse.b + sparse.b * glen / max(avg, 1e-9))
+        self._pairs: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
 
     def scores(self, tokens: list[str]) -> np.ndarray:
         """BM25 score of every group: (n_groups,) float32."""
@@ -288,7 +289,13 @@ class GroupedBM25:
     # -- for a store that keeps sections as sparse vectors -------------------------------
 
     def _live_pairs(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(term, group, summed tf) for every term of every live group."""
+        """(term, group, summed tf) for every term of every live group (computed once: both
+        ``doc_freqs`` and ``group_weights`` of one build read it)."""
+        if self._pairs is None:
+            self._pairs = self._aggregate_pairs()
+        return self._pairs
+
+    def _aggregate_pairs(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         sp = self.sparse
         terms, groups, tfs = [], [], []
         for seg, base in zip(sp.segments, sp.offsets):

@@ -39,21 +39,19 @@ class RowsBatch:
 
 
 def rows_batch(rows: np.ndarray, clauses: Sequence[Clause], vectors: np.ndarray, sparse: SparseIndex,
-               segment: int, row_section: np.ndarray, all_sections: np.ndarray, n_sections: int,
+               segment: int, row_section: np.ndarray, grouped: GroupedBM25,
                documents: Sequence[Document]) -> RowsBatch:
     """The rows of one new segment of ``sparse``.
 
     Args:
         row_section: (n,) global section of each new row.
-        all_sections: (all rows,) global section of every row of the index after this change.
-        n_sections: number of sections after this change.
+        grouped: section BM25 over every row of the index after this change.
     """
     by_id = {d.doc_id: d for d in documents}
     row_section = np.asarray(row_section, dtype=np.int64)
     ids = np.unique(row_section)
     local = row_section - (int(ids.min()) if len(ids) else 0)
     means = sections_.mean_vectors(local, int(local.max()) + 1 if len(local) else 0, vectors)
-    grouped = GroupedBM25(sparse, all_sections, n_sections)
     docs = {int(s): c.doc_id for s, c in zip(row_section, clauses)}
     return RowsBatch(rows=np.asarray(rows, dtype=np.int64), clauses=list(clauses), vectors=vectors,
                      weights=sparse.row_weights(segment) if len(clauses) else [], sections=row_section,
@@ -65,13 +63,13 @@ def rows_batch(rows: np.ndarray, clauses: Sequence[Clause], vectors: np.ndarray,
 
 
 def statistics(manifest: dict[str, Any], documents: Sequence[Document], sparse: SparseIndex,
-               row_section: np.ndarray, n_sections: int, lexicon: dict, counts: dict[str, int]) -> dict[str, Any]:
+               grouped: GroupedBM25, lexicon: dict, counts: dict[str, int]) -> dict[str, Any]:
     """Everything a reader loads once per version: settings, documents, BM25 counts, lexicon.
 
     Args:
+        grouped: section BM25 over every row (the one ``rows_batch`` was given).
         counts: live clauses per document.
     """
-    grouped = GroupedBM25(sparse, row_section, n_sections)
     return {
         "manifest": {k: v for k, v in manifest.items() if k not in ("skipped",)},
         "documents": [{"doc_id": d.doc_id, "title": d.title, "source": d.source, "meta": d.meta}

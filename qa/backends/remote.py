@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
+import json
 import logging
 import tempfile
 import threading
@@ -246,8 +247,6 @@ class RemoteIndex:
         """The selection as a Milvus filter expression, or None for no filter."""
         if not selection:
             return None
-        import json
-
         parts = []
         if selection.doc_ids:
             parts.append(f"doc_id in {json.dumps(list(selection.doc_ids), ensure_ascii=False)}")
@@ -306,16 +305,12 @@ class RemoteIndex:
         return sorted(r for d in doc_ids for r, _ in self._document_rows(d))
 
     def _document_rows(self, doc_id: str) -> list[tuple[int, Clause]]:
-        import json
-
         found = self.generation.query(f"doc_id == {json.dumps(doc_id, ensure_ascii=False)}", ["row", "clause"])
         return sorted((int(e["row"]), Clause.from_json(json.loads(e["clause"]))) for e in found)
 
     # -- fetching rows (cached: a row never changes once written) -----------------------------
 
     def row_data(self, rows: Sequence[int]) -> dict[int, dict]:
-        import json
-
         return self._fetch(self._rows, rows, lambda ids: self.generation.rows(ids, [DENSE, SPARSE, "section",
                                                                                     "clause"]), "row",
                            lambda e: {DENSE: np.asarray(e[DENSE], dtype=np.float32), SPARSE: e[SPARSE],
