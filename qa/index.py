@@ -30,7 +30,7 @@ import logging
 import os
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Union
@@ -179,7 +179,7 @@ class Index:
 
     @classmethod
     def from_parts(cls, documents: Sequence[Document], clauses: Sequence[Clause], vectors: np.ndarray,
-                   tokens: list[list[str]], encoder: Encoder, target: Path, config: IndexConfig,
+                   tokens: Iterable[Sequence[str]], encoder: Encoder, target: Path, config: IndexConfig,
                    corpus: dict[str, Any], skipped: Sequence[dict[str, str]] = (), embed_seconds: float = 0.0,
                    dense_kind: str = "auto", force: bool = False, progress: Progress = False) -> "Index":
         """Write an index from clauses already embedded and tokenized (``build`` does both first).
@@ -188,7 +188,7 @@ class Index:
 
         Args:
             vectors: (len(clauses), dim) float32 unit rows, as ``encoder`` would produce.
-            tokens: the BM25 tokens of each clause.
+            tokens: the BM25 tokens of each clause, read once (a generator is fine).
             dense_kind: "auto" (by size), "flat" or "ivf".
             force: replace a Milvus collection that holds another corpus's index.
             progress: a bar (True) or a callback for writing the rows to a remote store.
@@ -451,8 +451,8 @@ def coverage(question: str, vocabulary, lexicon: crosslingual.Lexicon) -> float:
 
 
 def _prepare(documents: Sequence[Document], encoder: Encoder, config: IndexConfig,
-             cache: EmbeddingCache | None, progress: Progress) -> tuple[list[Clause], np.ndarray, list[list[str]]]:
-    """Clauses, their vectors and their BM25 tokens."""
+             cache: EmbeddingCache | None, progress: Progress) -> tuple[list[Clause], np.ndarray, Iterator[list[str]]]:
+    """Clauses, their vectors and their BM25 tokens (computed as they are read, once)."""
     clauses: list[Clause] = []
     for doc in documents:
         if cards.has_card(doc):
@@ -460,7 +460,9 @@ def _prepare(documents: Sequence[Document], encoder: Encoder, config: IndexConfi
         clauses.extend(chunk(doc, config.chunk)[0])
     context = contexts(documents, clauses, config)
     vectors = _embed(encoder, [embed_text(c, config, x) for c, x in zip(clauses, context)], cache, progress)
-    tokens = [tok.tokenize(bm25_text(c, config, x)) for c, x in zip(clauses, context)]
+    # tokenized as the BM25 index reads them: as a list, 100k clauses held ~5M token strings
+    # (~0.4 GB) until the index was written
+    tokens = (tok.tokenize(bm25_text(c, config, x)) for c, x in zip(clauses, context))
     return clauses, vectors, tokens
 
 
@@ -522,10 +524,14 @@ def _embed(encoder: Encoder, texts: list[str], cache: EmbeddingCache | None, pro
         return np.zeros((0, encoder.dim), dtype=np.float32)
     with tqdm(total=len(texts), desc="embedding clauses", unit="clause", disable=progress is not True,
               mininterval=0.5) as bar:
+        done = 0
+
         def advance(n: int) -> None:
+            nonlocal done
+            done += n
             bar.update(n)
-            if callable(progress):
-                progress(bar.n, len(texts))
+            if callable(progress):  # not bar.n: a disabled bar (a callback instead of a bar) stays at 0
+                progress(done, len(texts))
 
         return encode_passages(encoder, texts, cache, progress=advance)
 

