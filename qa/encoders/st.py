@@ -69,6 +69,9 @@ PRECISIONS = {"bf16": "bfloat16", "bfloat16": "bfloat16", "fp32": "float32", "fl
 #: length, attention with its square: 64 texts of 512 tokens peaked 0.5 GB above the loaded model
 #: in batches of 32, 0.12-0.18 GB in batches of 8, at the same 1.7 texts/s (2 cores).
 TOKEN_BUDGET = 32 * 128
+#: Texts per batch on a GPU, where memory is no concern at this model's size: 256 ran at 1.5
+#: times the speed of 32 on an H200 (bench/results/gpu-encode.json).
+GPU_BATCH = 256
 
 
 def split_precision(model: str) -> tuple[str, str | None]:
@@ -92,7 +95,7 @@ class SentenceTransformerEncoder(PrefixedEncoder):
             saved prompts are used, then the known ones for its family, else none.
     """
 
-    def __init__(self, model: str, batch_size: int = 32, query_prefix: str | None = None,
+    def __init__(self, model: str, batch_size: int | None = None, query_prefix: str | None = None,
                  passage_prefix: str | None = None) -> None:
         try:
             from sentence_transformers import SentenceTransformer
@@ -122,7 +125,7 @@ class SentenceTransformerEncoder(PrefixedEncoder):
         get_dim = getattr(self._st, "get_embedding_dimension", None) or self._st.get_sentence_embedding_dimension
         self.dim = int(get_dim())
         self.max_tokens = int(self._st.max_seq_length or 512)
-        self.batch_size = batch_size
+        self.batch_size = batch_size or (32 if self.device == "cpu" else GPU_BATCH)
         saved = getattr(self._st, "prompts", {}) or {}
         family = next((p for key, p in KNOWN_PREFIXES.items() if key in name.lower()), ("", ""))
         self.query_prefix = query_prefix if query_prefix is not None else saved.get("query", family[0])
@@ -140,6 +143,12 @@ class SentenceTransformerEncoder(PrefixedEncoder):
                 out = _host(self._st.encode(texts, batch_size=batch, convert_to_tensor=True,
                                             normalize_embeddings=True, show_progress_bar=False, pool=self._workers(),
                                             chunk_size=math.ceil(len(texts) / self.processes)))
+            elif self.device != "cpu":
+                # one call: sentence-transformers sorts all the texts by length before batching, so
+                # batches carry little padding; batch by batch in the given order ran at a third of
+                # the speed on an H200 (bench/results/gpu-encode.json)
+                out = _host(self._st.encode(texts, batch_size=self.batch_size, convert_to_tensor=True,
+                                            normalize_embeddings=True, show_progress_bar=False))
             else:
                 out = np.empty((len(texts), self.dim), dtype=np.float32)
                 for batch in self._batches(texts):
@@ -150,10 +159,8 @@ class SentenceTransformerEncoder(PrefixedEncoder):
         return out
 
     def _batches(self, texts: list[str]) -> list[list[int]]:
-        """Positions of ``texts`` in batches by token length: on the CPU at most ``batch_size``
-        texts and ``TOKEN_BUDGET`` padded tokens each; on a GPU ``batch_size`` texts."""
-        if self.device != "cpu":
-            return [list(range(i, min(i + self.batch_size, len(texts)))) for i in range(0, len(texts), self.batch_size)]
+        """Positions of ``texts`` in CPU batches by token length: at most ``batch_size`` texts and
+        ``TOKEN_BUDGET`` padded tokens each."""
         lengths = self._lengths(texts)
         batches: list[list[int]] = []
         current: list[int] = []
