@@ -6,7 +6,7 @@ export HF_HUB_OFFLINE := 1
 export HF_HUB_DISABLE_TELEMETRY := 1
 export GRADIO_ANALYTICS_ENABLED := False
 
-.PHONY: run test test-fast setup index eval bench tune accuracy clean
+.PHONY: run test test-fast setup index eval bench tune ranker accuracy clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
@@ -41,6 +41,10 @@ bench: setup
 tune: setup
 	$(VENV)/bin/qa models build
 	$(VENV)/bin/python bench/tune.py
+
+# the learned ranker, trained on the dev parts only -> qa/models/ranker.{txt,json} (~5 min with built indexes)
+ranker: setup
+	$(VENV)/bin/python bench/train_ranker.py --limit 0
 
 # the README's accuracy figures, on the test splits -> bench/results/accuracy/*/report.json
 SHARED ?= ../shared

@@ -21,10 +21,11 @@ os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 warnings.filterwarnings("ignore", message="pkg_resources is deprecated")  # jieba and milvus-lite import it
 
-from .config import IndexConfig  # noqa: E402
+from .config import IndexConfig, SearchConfig  # noqa: E402
 from .encoders import DEFAULT as DEFAULT_ENCODER  # noqa: E402
 from .encoders.device import DEVICE_ENV, DEVICES  # noqa: E402
 from .errors import QAError  # noqa: E402
+from .rerank import RERANKS  # noqa: E402
 
 DEFAULT_DOCS = Path("docs")
 DEFAULT_INDEX = Path("index/main")
@@ -147,6 +148,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--check", action="store_true", help="only verify that every gold quote is in the documents")
     p.add_argument("--feedback", type=Path, metavar="FEEDBACK.jsonl", help="turn the 👍 votes an editor accepted into labelled "
                    "questions (written to the report folder) and evaluate on them")
+    _rerank_option(p)
     with_remote(p)
     p.set_defaults(func=cmd_eval)
 
@@ -168,6 +170,7 @@ def _parser() -> argparse.ArgumentParser:
                                                             f"(default: {DEFAULT_USERS} if it exists)")
     p.add_argument("--no-auth", action="store_true", help="serve without signing in, also on a network address "
                                                           "(everyone may edit documents)")
+    _rerank_option(p)
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("users", help="add, remove or list the users who may sign in, and their roles")
@@ -196,6 +199,20 @@ def _search_options(p: argparse.ArgumentParser, default_k: int) -> None:
                                                                   "(exact name, as qa docs lists it; repeatable)")
     p.add_argument("--since", default="", help="only documents dated on or after YYYY-MM-DD")
     p.add_argument("--until", default="", help="only documents dated on or before YYYY-MM-DD")
+    _rerank_option(p)
+
+
+def _rerank_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--rerank", choices=RERANKS, default=None, help="learned: order the fused top candidates "
+                   "again with the trained ranker (qa/rerank.py); off: the fused order (default: "
+                   f"{SearchConfig.rerank})")
+
+
+def _with_rerank(pipe, args: argparse.Namespace):
+    """``pipe`` with the --rerank choice, if one was given."""
+    if getattr(args, "rerank", None):
+        pipe.search_config = replace(pipe.search_config, rerank=args.rerank)
+    return pipe
 
 
 def _selection(args: argparse.Namespace):
@@ -228,8 +245,8 @@ def open_pipeline(args: argparse.Namespace, rebuild: str = "auto", progress: boo
             from .backends.milvus import INSECURE_ENV
 
             os.environ[INSECURE_ENV] = "1"
-        return Pipeline.remote(uri, collection)
-    return Pipeline.open(args.index, _corpus(args), rebuild=rebuild, progress=progress)
+        return _with_rerank(Pipeline.remote(uri, collection), args)
+    return _with_rerank(Pipeline.open(args.index, _corpus(args), rebuild=rebuild, progress=progress), args)
 
 
 def cmd_index(args: argparse.Namespace) -> int:
@@ -402,7 +419,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         pool = (args.benchmark[0] / "passages.jsonl" if len(args.benchmark) == 1
                 else ev.merge_pools(args.benchmark, Path("index") / f"bench-{name}.passages.jsonl"))
         started = time.perf_counter()
-        pipe = Pipeline.open(index_dir, Corpus(pool, "pool"), progress=True)
+        pipe = _with_rerank(Pipeline.open(index_dir, Corpus(pool, "pool"), progress=True), args)
         index_seconds = time.perf_counter() - started
         questions = [q for b in args.benchmark for q in ev.load_benchmark(b, args.limit)]
     else:
@@ -416,7 +433,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
             pipe = open_pipeline(args)
             documents = corpus.load()[0]  # only to find the gold quotes in
         else:
-            pipe = Pipeline.open(index_dir, corpus, progress=True)
+            pipe = _with_rerank(Pipeline.open(index_dir, corpus, progress=True), args)
             documents = list(pipe.writer.documents.values())
         index_seconds = time.perf_counter() - started
         if args.feedback:

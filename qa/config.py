@@ -66,6 +66,8 @@ class SearchConfig:
         min_coverage: below this share of the question's information carried by words known to the
             collection (``Index.coverage``), nothing matches.
         min_dense: lowest top-1 cosine that counts as a match (default: measured per encoder).
+        rerank: "learned" orders the fused top candidates again with the trained ranker
+            (``qa.rerank``), "off" keeps the fused order.
     """
 
     fetch_k: int = 100
@@ -77,3 +79,5 @@ class SearchConfig:
     max_query_chars: int = 512
     min_coverage: float = 0.225
     min_dense: float | None = None
+    # on by default: chosen on the dev parts, measured on the test parts (bench/results/ranker.json)
+    rerank: str = "learned"

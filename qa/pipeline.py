@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from . import rerank
 from . import tokenize as tok
 from .config import IndexConfig, SearchConfig
 from .encoders import Encoder, describe, load_encoder, normalize_rows
@@ -333,6 +334,8 @@ class Pipeline:
             raise QAError(f"unknown mode {mode!r}; choose one of: {', '.join(MODES)}")
         if self.search_config.fusion not in ("convex", "rrf"):
             raise QAError(f"unknown fusion {self.search_config.fusion!r}; choose convex or rrf")
+        if self.search_config.rerank not in rerank.RERANKS:
+            raise QAError(f"unknown rerank {self.search_config.rerank!r}; choose one of: {', '.join(rerank.RERANKS)}")
         prepared = [self._prepare(q) for q in questions]
         earlier = [self._prepare(c)[0] for c in context] if context else None
         texts = [p[0] for p in prepared]
@@ -410,7 +413,42 @@ class Pipeline:
         scores = contextual(features.dense, features.bm25, features.section_dense, features.section_bm25,
                             cfg.alpha, cfg.section_weight)
         order = np.argsort(-scores, kind="stable")
-        return [Candidate(features.rows[i], float(scores[i])) for i in order]
+        if cfg.rerank == "off" or not len(order):
+            return [Candidate(features.rows[i], float(scores[i])) for i in order]
+        top, rows = self._rerank_rows(index, query, features, scores, order)
+        learned = rerank.shipped().scores(rows)
+        again = np.argsort(-learned, kind="stable")
+        # the rest keep their fused order below the reranked ones, so scores fall with the rank
+        rest = order[len(top):]
+        low = learned.min() - 1.0 - (scores[rest[0]] if len(rest) else 0.0)
+        return ([Candidate(features.rows[top[j]], float(learned[j])) for j in again]
+                + [Candidate(features.rows[i], float(low + scores[i])) for i in rest])
+
+    def _rerank_rows(self, index, query: Query, features: Features, scores: np.ndarray,
+                     order: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The fused top ``rerank.TOP_N`` (positions in ``features``) and the learned ranker's rows for them."""
+        top = order[:rerank.TOP_N]
+        pick = (lambda a: None if a is None else a[top])  # noqa: E731
+        rows = rerank.features(query.text, index.clauses_at([features.rows[i] for i in top]), scores[top],
+                               features.dense[top], features.bm25[top], pick(features.section_dense),
+                               pick(features.section_bm25))
+        return top, rows
+
+    def rerank_inputs(self, questions: Sequence[str]) -> list[tuple[list[int], np.ndarray]]:
+        """Per question, the clause rows the learned ranker would order (fused top first) and its
+        feature rows for them: what bench/train_ranker.py learns from, computed as ``ask`` does."""
+        index, cfg = self.index, self.search_config
+        out = []
+        for query in self._queries(index, questions, "hybrid", None):
+            features = self._features(index, query, *self._retrieve(index, query, None))
+            scores = contextual(features.dense, features.bm25, features.section_dense, features.section_bm25,
+                                cfg.alpha, cfg.section_weight)
+            if not len(scores):
+                out.append(([], np.zeros((0, len(rerank.FEATURES)))))
+                continue
+            top, rows = self._rerank_rows(index, query, features, scores, np.argsort(-scores, kind="stable"))
+            out.append(([features.rows[i] for i in top], rows))
+        return out
 
     def _features(self, index, query: Query, dense: list[Candidate], sparse: list[Candidate]) -> Features:
         rows = list(dict.fromkeys([c.row for c in dense] + [c.row for c in sparse]))

@@ -147,7 +147,9 @@ def test_hybrid_fuses_the_dense_and_bm25_candidates(pipeline, question):
     from dataclasses import replace
 
     alpha = pipeline.search_config.alpha
-    plain = type(pipeline)(pipeline.index, pipeline.encoder, search=replace(pipeline.search_config, section_weight=0.0))
+    # the fused order itself: no section term, no learned ranker after it
+    plain = type(pipeline)(pipeline.index, pipeline.encoder,
+                           search=replace(pipeline.search_config, section_weight=0.0, rerank="off"))
     hybrid = plain.ask(question, k=10, mode="hybrid")
     dense = {h.clause.clause_id: h.score for h in pipeline.ask(question, k=100, mode="dense").hits}
     bm25 = {h.clause.clause_id: h.score for h in pipeline.ask(question, k=100, mode="bm25").hits}

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from dataclasses import asdict
 from typing import Any
 
+from .. import rerank
 from ..pipeline import Pipeline
 from .datasets import Question
 from .metrics import answer_in_top, compute, first_relevant, judge
@@ -30,6 +32,7 @@ def run_eval(pipe: Pipeline, questions: Sequence[Question], name: str, modes: Se
         "modes": {},
         "per_question": {},
         "index": _manifest_summary(pipe.index.manifest),
+        "search": _search_summary(pipe),
     }
     depth = max(10, max(ks))
     for mode in modes:
@@ -100,3 +103,11 @@ def calibrate(pipe: Pipeline, questions: Sequence[Question], offtopic: Sequence[
         out["offtopic_refused"] = sum(refused) / len(refused)
         out["offtopic_questions"] = len(refused)
     return out
+
+
+def _search_summary(pipe: Pipeline) -> dict[str, Any]:
+    """The search settings measured, with the learned ranker's checksum when it was on."""
+    settings = asdict(pipe.search_config)
+    if settings["rerank"] != "off":
+        settings["ranker_sha256"] = rerank.shipped().card["sha256"]
+    return settings
