@@ -410,8 +410,7 @@ class Pipeline:
             fused = rrf([[c.row for c in dense], [c.row for c in sparse]], k=cfg.rrf_k)
             return [Candidate(int(row), score) for row, score in fused]
         features = self._features(index, query, dense, sparse)
-        scores = contextual(features.dense, features.bm25, features.section_dense, features.section_bm25,
-                            cfg.alpha, cfg.section_weight)
+        scores = self._convex(features)
         order = np.argsort(-scores, kind="stable")
         if cfg.rerank == "off" or not len(order):
             return [Candidate(features.rows[i], float(scores[i])) for i in order]
@@ -428,21 +427,27 @@ class Pipeline:
                      order: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The fused top ``rerank.TOP_N`` (positions in ``features``) and the learned ranker's rows for them."""
         top = order[:rerank.TOP_N]
-        pick = (lambda a: None if a is None else a[top])  # noqa: E731
+        sections = features.section_dense is not None and features.section_bm25 is not None
         rows = rerank.features(query.text, index.clauses_at([features.rows[i] for i in top]), scores[top],
-                               features.dense[top], features.bm25[top], pick(features.section_dense),
-                               pick(features.section_bm25))
+                               features.dense[top], features.bm25[top],
+                               features.section_dense[top] if sections else None,
+                               features.section_bm25[top] if sections else None)
         return top, rows
+
+    def _convex(self, features: Features) -> np.ndarray:
+        """The fused score of each candidate: the clause's and its section's convex fusion."""
+        cfg = self.search_config
+        return contextual(features.dense, features.bm25, features.section_dense, features.section_bm25,
+                          cfg.alpha, cfg.section_weight)
 
     def rerank_inputs(self, questions: Sequence[str]) -> list[tuple[list[int], np.ndarray]]:
         """Per question, the clause rows the learned ranker would order (fused top first) and its
         feature rows for them: what bench/train_ranker.py learns from, computed as ``ask`` does."""
-        index, cfg = self.index, self.search_config
+        index = self.index
         out = []
         for query in self._queries(index, questions, "hybrid", None):
             features = self._features(index, query, *self._retrieve(index, query, None))
-            scores = contextual(features.dense, features.bm25, features.section_dense, features.section_bm25,
-                                cfg.alpha, cfg.section_weight)
+            scores = self._convex(features)
             if not len(scores):
                 out.append(([], np.zeros((0, len(rerank.FEATURES)))))
                 continue
