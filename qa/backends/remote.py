@@ -87,7 +87,7 @@ class RemoteStore:
             if current is not None and current.get("corpus") != corpus and not force:
                 raise QAError(f"Milvus collection {self.alias!r} holds the index of {current.get('corpus')}, not "
                               f"{corpus}; choose another --collection, or pass --force to replace it")
-            generation = Generation.create(client, self.alias, batch.vectors.shape[1], len(batch.rows))
+            generation = Generation.create(client, self.alias, batch.vectors.shape[1])
             try:
                 with _bar(len(batch.rows), progress) as advance:
                     generation.upsert_rows(batch, advance)
