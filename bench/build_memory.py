@@ -184,8 +184,11 @@ def build_worker(passages: Path, cache_path: Path, target: Path) -> dict[str, An
     cache = EmbeddingCache(cache_path)
     before = measure.contention()
     building = time.perf_counter()
-    index = Index.build(documents, encoder, target, IndexConfig(),
-                        {"kind": "pool", "path": str(passages), "hash": "bench"}, cache=cache, progress=progress)
+    config = IndexConfig()
+    # as qa index does (qa.corpus.build_index): the clause encoder is freed once the clauses are embedded
+    index = Index.build(documents, encoder, target, config,
+                        {"kind": "pool", "path": str(passages), "hash": "bench"}, cache=cache, progress=progress,
+                        release_encoder=config.query_encoder not in ("", config.encoder))
     build_s = time.perf_counter() - building
     after = measure.contention()
     cache.close()
@@ -303,7 +306,7 @@ def code_version() -> dict[str, Any]:
     """The commit measured and the files changed since (the working tree is what ran)."""
     def git(*words: str) -> str:
         done = subprocess.run(["git", *words], capture_output=True, text=True, cwd=ROOT, check=False)
-        return done.stdout.strip() if done.returncode == 0 else ""
+        return done.stdout.rstrip() if done.returncode == 0 else ""
 
     return {"commit": git("rev-parse", "HEAD") or None,
             "changed": [line[3:] for line in git("status", "--porcelain", "--", "qa", "bench").splitlines()]}

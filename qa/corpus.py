@@ -89,9 +89,10 @@ def build_index(corpus: Corpus, index_dir: Path, config: IndexConfig, encoder: E
     documents, skipped = corpus.load()
     cache = cache_for(index_dir)
     try:
+        # the clause encoder is freed after embedding unless it also embeds the questions
         return Index.build(documents, encoder, Path(index_dir), config, description, cache=cache,
                            progress=progress, skipped=[{"path": s.path, "reason": s.reason} for s in skipped],
-                           force=force)
+                           force=force, release_encoder=config.query_encoder not in ("", config.encoder))
     finally:
         cache.close()
 

