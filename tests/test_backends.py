@@ -474,3 +474,37 @@ def test_a_crashed_builders_lease_lapses_and_a_live_one_is_named(milvus_server):
     finally:
         release.set()
         holder.join(60)
+
+
+def test_two_full_builds_of_one_collection_at_once_run_one_after_the_other(tmp_path, milvus_server, caplog):
+    """Two builders of one collection (two folders, as two machines would have) started together:
+    the second waits for the first's lease, both finish, and one generation is left, answering."""
+    import logging
+
+    from qa.backends.milvus import Head
+    from qa.backends.remote import client_for
+    from qa.pipeline import build_index
+
+    docs = _docs(tmp_path)
+    config = _config("milvus", tmp_path, uri=milvus_server, collection="two_builders")
+    errors: list[BaseException] = []
+
+    def build(i: int) -> None:
+        try:
+            build_index(Corpus(docs, "folder"), tmp_path / f"builder{i}" / "main", config, force=True)
+        except BaseException as exc:  # noqa: BLE001
+            errors.append(exc)
+
+    with caplog.at_level(logging.WARNING, logger="qa.backends.lease"):
+        threads = [threading.Thread(target=build, args=(i,)) for i in range(2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(600)
+    assert not errors, errors
+    assert any("waiting for the build of" in r.getMessage() for r in caplog.records)
+    client = client_for(milvus_server)
+    assert len(Head(client, "two_builders").generations()) == 1
+    assert not client.query("two_builders_writers", filter="id >= 0", output_fields=["holder"],
+                            consistency_level="Strong")  # both leases given back
+    assert "1311家" in Pipeline.remote(milvus_server, "two_builders").ask("江北区科技型企业总量有多少？", k=1).hits[0].clause.text
