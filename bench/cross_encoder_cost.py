@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from measure import machine, percentiles_ms  # noqa: E402
+from measure import latencies, machine, percentiles_ms  # noqa: E402
 
 MAX_TOKENS = 96
 
@@ -53,14 +53,8 @@ def main() -> int:
         pairs[q] = texts
     result = {"command": "python bench/cross_encoder_cost.py " + " ".join(sys.argv[1:]), "machine": machine(),
               "encoder": type(encoder).__name__, "questions": len(questions), "max_tokens": MAX_TOKENS, "depths": {}}
-    for q in questions[:5]:  # warm-up
-        encoder.encode_passages(pairs[q][:10])
     for depth in depths:
-        seconds = []
-        for q in questions:
-            started = time.perf_counter()
-            encoder.encode_passages(pairs[q][:depth])
-            seconds.append(time.perf_counter() - started)
+        seconds = latencies(lambda q: encoder.encode_passages(pairs[q][:depth]), questions, warmup=questions[:5])
         result["depths"][depth] = percentiles_ms(seconds)
         print(depth, json.dumps(result["depths"][depth]), flush=True)
     started = time.perf_counter()

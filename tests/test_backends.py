@@ -508,3 +508,11 @@ def test_two_full_builds_of_one_collection_at_once_run_one_after_the_other(tmp_p
     assert not client.query("two_builders_writers", filter="id >= 0", output_fields=["holder"],
                             consistency_level="Strong")  # both leases given back
     assert "1311家" in Pipeline.remote(milvus_server, "two_builders").ask("江北区科技型企业总量有多少？", k=1).hits[0].clause.text
+
+
+@pytest.mark.parametrize("value", ["soon", "-5", "nan", "inf"])
+def test_a_bad_lock_wait_is_refused_with_its_name(tmp_path, monkeypatch, value):
+    monkeypatch.setenv("QA_MILVUS_LOCK_WAIT", value)
+    config = _config("milvus", tmp_path, collection="bad_wait")
+    with pytest.raises(QAError, match=f"QA_MILVUS_LOCK_WAIT='{value}'"):
+        Pipeline.open(tmp_path / "index" / "main", Corpus(_docs(tmp_path), "folder"), config=config)

@@ -14,6 +14,7 @@ more than ``TTL`` would see each other's leases lapse early or late.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import socket
@@ -23,7 +24,7 @@ import uuid
 from contextlib import contextmanager
 
 from ..errors import QAError
-from .milvus import create_collection
+from .milvus import NO_VECTOR, create_plain
 
 log = logging.getLogger(__name__)
 
@@ -90,7 +91,7 @@ class WriterLease:
         now = _now_ms()
         dead = [h for h, until in alive.items() if until <= now and h != self.holder]
         if dead:
-            self.client.delete(self.name, filter=f"holder in {dead!r}".replace("'", '"'))
+            self.client.delete(self.name, filter=f"holder in {json.dumps(dead)}")
         living = {h: t for h, t in ticket.items() if h not in dead}
         return min(living, key=living.get) if living else None
 
@@ -103,8 +104,7 @@ class WriterLease:
 
     def _sign(self) -> None:
         """A fresh row: alive for TTL more seconds (the first row written is the ticket)."""
-        self.client.insert(self.name, [{"holder": self.holder, "expires": _now_ms() + int(TTL * 1000),
-                                        "unused": [0.0, 0.0]}])
+        self.client.insert(self.name, [{"holder": self.holder, "expires": _now_ms() + int(TTL * 1000), **NO_VECTOR}])
 
     def _ensure(self) -> None:
         if self.client.has_collection(self.name):
@@ -115,8 +115,7 @@ class WriterLease:
         schema.add_field("id", DataType.INT64, is_primary=True)
         schema.add_field("holder", DataType.VARCHAR, max_length=256)
         schema.add_field("expires", DataType.INT64)
-        schema.add_field("unused", DataType.FLOAT_VECTOR, dim=2)  # Milvus wants a vector in every collection
-        create_collection(self.client, self.name, schema, "FLAT", vector="unused")  # the same schema twice is fine
+        create_plain(self.client, self.name, schema)  # two writers creating it at once is fine: same schema
         self.client.load_collection(self.name)
 
 

@@ -63,6 +63,9 @@ def check_uri(uri: str, token: str, insecure: bool = False) -> None:
         raise QAError(f"refusing to send the Milvus token over plain {parts.scheme}:// to {host}: use https://, "
                       f"or pass --insecure ({INSECURE_ENV}=1) on a network you trust")
 DENSE, SPARSE = "dense", "sparse"
+#: The vector field of a collection that holds no vectors (``create_plain``), and its value in every row.
+UNUSED = "unused"
+NO_VECTOR = {UNUSED: [0.0, 0.0]}
 #: One JSON part of the statistics (Milvus VARCHAR holds at most 65,535 bytes).
 PART_CHARS = 16_000
 #: Rows per insert call.
@@ -146,12 +149,11 @@ class Generation:
         schema.add_field("doc_id", DataType.VARCHAR, max_length=512)
         schema.add_field(DENSE, DataType.FLOAT_VECTOR, dim=dim)
         schema.add_field(SPARSE, DataType.SPARSE_FLOAT_VECTOR)
-        create_collection(client, gen.sections, schema, "FLAT")  # read by key only
+        _create(client, gen.sections, schema, "FLAT")  # read by key only
         schema = client.create_schema(auto_id=False)
         schema.add_field("part", DataType.INT64, is_primary=True)
         schema.add_field("data", DataType.VARCHAR, max_length=65535)
-        schema.add_field("unused", DataType.FLOAT_VECTOR, dim=2)  # Milvus wants a vector in every collection
-        create_collection(client, gen.meta, schema, "FLAT", vector="unused")
+        create_plain(client, gen.meta, schema)
         return gen
 
     def drop(self) -> None:
@@ -199,11 +201,11 @@ class Generation:
         epoch = time.time_ns()
         base = (epoch // 1000) * 1000  # parts of this write: base + 1 .. base + n, never reused
         for start in range(0, len(parts), 500):
-            self.client.upsert(self.meta, [{"part": base + 1 + i, "data": p, "unused": [0.0, 0.0]}
+            self.client.upsert(self.meta, [{"part": base + 1 + i, "data": p, **NO_VECTOR}
                                            for i, p in enumerate(parts[start:start + 500], start)])
         self.client.upsert(self.meta, [{"part": 0, "data": json.dumps({"epoch": epoch, "base": base,
                                                                        "parts": len(parts)}),
-                                        "unused": [0.0, 0.0]}])
+                                        **NO_VECTOR}])
         self.client.flush(self.meta)
         old = self.client.query(self.meta, filter=f"part > 0 and (part <= {base} or part > {base + len(parts)})",
                                 output_fields=["part"], limit=16384)
@@ -271,7 +273,7 @@ class Head:
         if not self.client.has_collection(self.alias):
             return None
         fields = {f["name"] for f in self.client.describe_collection(self.alias)["fields"]}
-        if fields != {"key", "data", "unused"}:
+        if fields != {"key", "data", UNUSED}:
             return {"corpus": FOREIGN}
         self.client.load_collection(self.alias)
         got = self.client.get(self.alias, ids=[0], output_fields=["data"])
@@ -284,10 +286,9 @@ class Head:
             schema = self.client.create_schema(auto_id=False)
             schema.add_field("key", DataType.INT64, is_primary=True)
             schema.add_field("data", DataType.VARCHAR, max_length=65535)
-            schema.add_field("unused", DataType.FLOAT_VECTOR, dim=2)
-            create_collection(self.client, self.alias, schema, "FLAT", vector="unused")
+            create_plain(self.client, self.alias, schema)
         self.client.upsert(self.alias, [{"key": 0, "data": json.dumps({"generation": generation, "corpus": corpus},
-                                                                       ensure_ascii=False), "unused": [0.0, 0.0]}])
+                                                                       ensure_ascii=False), **NO_VECTOR}])
         self.client.flush(self.alias)
 
     def generations(self) -> list[str]:
@@ -306,8 +307,16 @@ def _clause_json(clause) -> str:
     return text
 
 
-def create_collection(client, name: str, schema, index_type: str, vector: str = DENSE) -> None:
-    """A collection with ``index_type`` on ``vector`` (and the BM25 index when that is the dense field)."""
+def create_plain(client, name: str, schema) -> None:
+    """A collection that holds no vectors (the alias, the statistics, the write lease): Milvus wants
+    a vector field in every collection, so it gets a two-dimension one that stays zero (``NO_VECTOR``)."""
+    from pymilvus import DataType
+
+    schema.add_field(UNUSED, DataType.FLOAT_VECTOR, dim=2)
+    _create(client, name, schema, "FLAT", vector=UNUSED)
+
+
+def _create(client, name: str, schema, index_type: str, vector: str = DENSE) -> None:
     params = client.prepare_index_params()
     params.add_index(vector, index_type=index_type, metric_type="IP")
     if vector == DENSE:

@@ -129,9 +129,24 @@ class RemoteStore:
     @contextmanager
     def _writer(self):
         """One writer per collection, on any machine (``qa.backends.lease``)."""
-        wait = float(os.environ.get(LOCK_WAIT_ENV, "3600"))
-        with WriterLease(client_for(self.uri), self.alias).held(wait):
+        with WriterLease(client_for(self.uri), self.alias).held(_lock_wait()):
             yield
+
+
+def _lock_wait() -> float:
+    """Seconds from ``QA_MILVUS_LOCK_WAIT`` (default 3600).
+
+    Raises:
+        QAError: not a number of seconds from 0.
+    """
+    raw = os.environ.get(LOCK_WAIT_ENV, "3600")
+    try:
+        seconds = float(raw.strip())
+    except ValueError:
+        seconds = -1.0
+    if not 0 <= seconds < float("inf"):
+        raise QAError(f"{LOCK_WAIT_ENV}={raw!r}: give the seconds a build waits for another build's lock, from 0")
+    return seconds
 
 
 @contextmanager

@@ -58,11 +58,11 @@ class PrefixedEncoder:
     def encode_queries(self, texts: list[str]) -> np.ndarray:
         return self._embed([self.query_prefix + t for t in texts])
 
-    def release(self) -> None:
-        """Nothing to free by default (ONNX Runtime maps its weights)."""
-
     def encode_passages(self, texts: list[str]) -> np.ndarray:
         return self._embed([self.passage_prefix + t for t in texts])
+
+    def release(self) -> None:
+        """Nothing to free by default (ONNX Runtime maps its weights)."""
 
     def _embed(self, texts: list[str]) -> np.ndarray:
         if not texts:
