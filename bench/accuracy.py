@@ -66,7 +66,7 @@ def render(reports: list[dict[str, Any]]) -> str:
                 lines.append(f"{head} {system} | {m['recall@1']:.3f} | {m['recall@5']:.3f} | {m['mrr@10']:.3f} |")
     calibrated = [r for r in reports if r.get("calibration")]
     if calibrated:
-        lines += ["", "When nothing matches (floors chosen on dev, see below):", "",
+        lines += ["", "When nothing matches (the line chosen on dev, see below):", "",
                   "| set | answerable refused | off-topic refused |", "|---|---|---|"]
         for r in calibrated:
             c = r["calibration"]

@@ -9,7 +9,7 @@ had here). For every dev question the hybrid candidates are gathered once with t
 scored on those candidates without searching again. The objective is the mean clause-level MRR@10
 over the four sets (the first clause that answers: overlaps the gold span, or comes from the gold
 passage and contains the answer), each set weighing the same, so the 71-question set counts as much as the 3,500-question
-one. The test parts are never read here.
+one. The test parts are never read here. (The no-match line is chosen by bench/nomatch.py.)
 """
 
 from __future__ import annotations
@@ -94,44 +94,10 @@ def rrf_scores(f) -> np.ndarray:
     return np.array([fused.get(r, 0.0) for r in f.rows])
 
 
-def floors(alpha: float, beta: float, limit: float) -> dict:
-    """The no-match floors, chosen on the dev questions over docs/ and the dev off-topic questions:
-    the pair (word coverage, top-1 cosine) that refuses the most off-topic questions while refusing
-    at most ``limit`` of the answerable ones."""
-    pipe = Pipeline.open(ROOT / "index/main", Corpus(ROOT / "docs", "folder"),
-                         search=SearchConfig(alpha=alpha, section_weight=beta))
-    documents = list(pipe.index.documents.values())
-    answerable = [q.question for path in ("docs/eval/questions.jsonl", "docs/eval/reading.jsonl")
-                  for q in ev.select(ev.load_labelled(ROOT / path, documents), "dev")]
-    rows = [json.loads(line) for line in (ROOT / "docs/eval/offtopic.jsonl").read_text(encoding="utf-8").splitlines()
-            if line.strip()]
-    offtopic = [r["question"] for r in rows if ev.split_of(r["qid"]) == "dev"]
-
-    def signals(questions):
-        answers = pipe.ask_many(questions, k=1)
-        return np.array([(pipe.index.coverage(a.question), a.hits[0].dense if a.hits else -1.0) for a in answers])
-
-    good, bad = signals(answerable), signals(offtopic)
-    best = None
-    for cov in np.round(np.arange(0.0, 0.61, 0.025), 3):
-        for cos in np.round(np.arange(0.70, 0.86, 0.005), 3):
-            refused_good = float(np.mean((good[:, 0] < cov) | (good[:, 1] < cos)))
-            refused_bad = float(np.mean((bad[:, 0] < cov) | (bad[:, 1] < cos)))
-            if refused_good <= limit:
-                key = (refused_bad, -refused_good, -cov, -cos)
-                if best is None or key > best[0]:
-                    best = (key, {"min_coverage": float(cov), "min_dense": float(cos),
-                                  "answerable_refused": refused_good, "offtopic_refused": refused_bad})
-    return {"limit_answerable_refused": limit, "answerable_dev": len(answerable), "offtopic_dev": len(offtopic),
-            "chosen": best[1] if best else None}
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--shared", type=Path, default=ROOT.parent / "shared")
     parser.add_argument("--limit", type=int, default=1500, help="at most this many dev questions per public set")
-    parser.add_argument("--max-refused", type=float, default=0.03,
-                        help="most answerable dev questions the no-match floors may refuse")
     parser.add_argument("--out", type=Path, default=ROOT / "bench/results/tuning.json")
     args = parser.parse_args(argv)
     started = time.perf_counter()
@@ -174,7 +140,6 @@ def main(argv: list[str] | None = None) -> int:
         "previous_default": {"setting": "convex alpha=0.7 beta=0.0", "dev": grid.get("convex alpha=0.7 beta=0.0")},
         "best_per_set": {name: {"setting": k, "dev": grid[k][name]} for name, k in best_per_set.items()},
         "baselines": {k: grid[k] for k in ("rrf k=60", "dense", "bm25")},
-        "floors": floors(alpha, beta, args.max_refused),
         "grid": grid,
         "seconds": round(time.perf_counter() - started, 1),
     }
@@ -184,7 +149,6 @@ def main(argv: list[str] | None = None) -> int:
     for k in (chosen, no_sections, "convex alpha=0.7 beta=0.0", "rrf k=60", "dense", "bm25"):
         print(f"  {k:<32} " + "  ".join(f"{n} {grid[k][n]:.4f}" for n in [*sets, "mean"]))
     print("best per set:", {n: v["setting"] for n, v in result["best_per_set"].items()})
-    print("no-match floors:", result["floors"]["chosen"])
     print(f"-> {args.out}")
     return 0
 

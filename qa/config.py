@@ -63,9 +63,11 @@ class SearchConfig:
         section_weight: weight of the clause's section in convex fusion (``qa.fusion.contextual``).
         rrf_k: reciprocal-rank fusion constant.
         max_query_chars: longer questions are cut to this many characters (with a note).
-        min_coverage: below this share of the question's information carried by words known to the
-            collection (``Index.coverage``), nothing matches.
-        min_dense: lowest top-1 cosine that counts as a match (default: measured per encoder).
+        match_line: (coverage weight, floor): the best hit matches when its cosine plus the weight
+            times the question's coverage (``Index.coverage``) reaches the floor. Default: the line
+            measured for the encoder (``qa.pipeline.MATCH_LINES``).
+        min_coverage: for an encoder without a measured line, below this share of the question's
+            information carried by words known to the collection, nothing matches.
         rerank: "learned" orders the fused top candidates again with the trained ranker
             (``qa.rerank``), "off" keeps the fused order.
     """
@@ -77,7 +79,7 @@ class SearchConfig:
     section_weight: float = 0.4
     rrf_k: int = 60
     max_query_chars: int = 512
+    match_line: tuple[float, float] | None = None
     min_coverage: float = 0.225
-    min_dense: float | None = None
     # on by default: chosen on the dev parts, measured on the test parts (bench/results/ranker.json)
     rerank: str = "learned"

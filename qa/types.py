@@ -166,7 +166,7 @@ class Hit:
 class Answer:
     """The result of one question: ranked hits plus notes for the user (e.g. truncation).
 
-    ``confident`` is False when even the best hit falls under the measured match floors:
+    ``confident`` is False when even the best hit falls under the measured match line (``Pipeline._confident``):
     the interface then says that nothing matches well instead of presenting the hits.
     """
 

@@ -197,11 +197,35 @@ def test_tuned_defaults_are_the_ones_chosen_on_dev():
     assert SearchConfig().alpha == chosen["alpha"]
     assert SearchConfig().section_weight == chosen["section_weight"]
     assert SearchConfig().fusion == chosen["fusion"]
-    from qa.pipeline import DENSE_FLOOR
+    from qa.pipeline import MATCH_LINES
 
-    floors = tuning["floors"]["chosen"]
-    assert SearchConfig().min_coverage == floors["min_coverage"]
-    assert DENSE_FLOOR["multilingual-e5-small"] == floors["min_dense"]
+    line = json.loads((ROOT / "bench/results/nomatch.json").read_text(encoding="utf-8"))["chosen"]
+    assert MATCH_LINES["multilingual-e5-small"] == (line["coverage_weight"], line["floor"])
+
+
+def test_the_shipped_no_match_line_refuses_on_dev_what_its_result_file_records(pipeline):
+    """bench/nomatch.py chose the line on dev data; the product, built afresh, refuses the same share
+    of the dev questions over docs/, and each refusal is the line's verdict on the two signals."""
+    from dataclasses import replace
+
+    recorded = json.loads((ROOT / "bench/results/nomatch.json").read_text(encoding="utf-8"))
+    documents = list(pipeline.index.documents.values())
+    answerable = [q.question for path in SETS for q in ev.select(ev.load_labelled(path, documents), "dev")]
+    offtopic = [r["question"] for r in _rows(ROOT / "docs/eval/offtopic.jsonl") if split_of(r["qid"]) == "dev"]
+    weight, floor = recorded["chosen"]["coverage_weight"], recorded["chosen"]["floor"]
+    for group, questions in (("answerable: labelled over docs", answerable),
+                             ("off-topic: offtopic.jsonl over docs", offtopic)):
+        answers = pipeline.ask_many(questions, k=1)
+        verdicts = [a.hits[0].dense + weight * pipeline.index.coverage(a.question) >= floor for a in answers]
+        assert [a.confident for a in answers] == verdicts
+        assert round(1 - sum(verdicts) / len(verdicts), 4) == recorded["chosen"]["dev_refused"][group]
+    # a line of one's own (SearchConfig.match_line) replaces the measured one: a floor above any cosine refuses all
+    saved = pipeline.search_config
+    try:
+        pipeline.search_config = replace(saved, match_line=(0.0, 1.01))
+        assert not any(a.confident for a in pipeline.ask_many(answerable[:5], k=1))
+    finally:
+        pipeline.search_config = saved
 
 
 def test_the_ui_shows_a_document_card_as_the_document(pipeline):

@@ -62,7 +62,7 @@ def markdown(report: dict[str, Any], max_failures: int = 60) -> str:
         pct = ", ".join(f"p{k} {v:.3f}" for k, v in cal["top1_cosine_percentiles"].items())
         lines += ["", "## When nothing matches", "",
                   f"Top-1 cosine of answerable questions: {pct}.  ",
-                  f"Answerable questions refused by the floors: {cal['answerable_refused']:.1%}."
+                  f"Answerable questions refused as no match: {cal['answerable_refused']:.1%}."
                   + (f" Off-topic questions refused: {cal['offtopic_refused']:.1%} of {cal['offtopic_questions']}."
                      if "offtopic_refused" in cal else "")]
     for mode in list(report["per_question"])[:1]:

@@ -87,7 +87,7 @@ def _manifest_summary(manifest: dict[str, Any]) -> dict[str, Any]:
 
 
 def calibrate(pipe: Pipeline, questions: Sequence[Question], offtopic: Sequence[str]) -> dict[str, Any]:
-    """How the "nothing matches" floors behave: answerable questions wrongly refused, and
+    """How the "nothing matches" line behaves: answerable questions wrongly refused, and
     off-topic questions refused, plus the top-1 cosine percentiles a floor is chosen from."""
     import numpy as np
 

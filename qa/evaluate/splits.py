@@ -1,6 +1,6 @@
 """A fixed dev/test split of every question set.
 
-Tuned numbers (fusion weights, the no-match floors) are chosen on the dev part and reported on
+Tuned numbers (fusion weights, the no-match line) are chosen on the dev part and reported on
 the test part, so a reported figure never comes from the questions it was tuned on. A question
 falls into a part by a seeded hash of its key, not by its position: adding or removing other
 questions never moves it. Benchmark questions are split by their gold passage, so that no
