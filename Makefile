@@ -6,7 +6,7 @@ export HF_HUB_OFFLINE := 1
 export HF_HUB_DISABLE_TELEMETRY := 1
 export GRADIO_ANALYTICS_ENABLED := False
 
-.PHONY: run test test-fast setup index eval bench tune ranker accuracy clean
+.PHONY: run test test-fast setup index eval bench tune encoder ranker accuracy clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
@@ -37,10 +37,17 @@ bench: setup
 	$(VENV)/bin/qa models build
 	$(VENV)/bin/python bench/run.py --$(MODE)
 
-# fusion weights and no-match floors, chosen on the dev splits only -> bench/results/tuning.json
+# fusion weights and the no-match line, chosen on the dev splits only -> bench/results/{tuning,nomatch}.json
 tune: setup
 	$(VENV)/bin/qa models build
 	$(VENV)/bin/python bench/tune.py
+	$(VENV)/bin/python bench/nomatch.py
+
+# the encoder's LoRA adapter -> qa/models/e5-policy (~15 min on 2 cores). XQUAD: a folder holding
+# xquad.zh.json and xquad.en.json from github.com/google-deepmind/xquad (CC BY-SA 4.0)
+XQUAD ?= ../xquad
+encoder: setup
+	$(VENV)/bin/python bench/train_encoder.py --xquad $(XQUAD) --out qa/models/e5-policy
 
 # the learned ranker, trained on the dev parts only -> qa/models/ranker.{txt,json} (~5 min with built indexes)
 ranker: setup

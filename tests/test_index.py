@@ -34,7 +34,8 @@ def test_manifest_records_what_built_it(tmp_path, mini_docs):
     pipe = _open(tmp_path, mini_docs)
     m = pipe.index.manifest
     assert m["encoder"]["backend"] == "sentence-transformers" and m["encoder"]["dim"] == 384
-    assert m["encoder"]["family"] == "multilingual-e5-small@" + m["encoder"]["weights"].split("-")[0]
+    source, _, tuned = m["encoder"]["weights"].partition("+")
+    assert m["encoder"]["family"] == "multilingual-e5-small@" + source.split("-")[0] + "+" + tuned
     assert m["tokenizer"]["name"] == "jieba-bigram"
     assert m["corpus"]["kind"] == "folder" and len(m["corpus"]["hash"]) == 64
     assert set(m["files"]) >= {"segments/s0001/clauses.jsonl", "documents.jsonl", "dense.faiss", "vocab.json"}

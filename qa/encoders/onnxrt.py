@@ -138,7 +138,8 @@ def export(folder: Path, force: bool = False) -> Path:
     except ImportError as exc:
         raise MissingDependency("onnx") from exc
     pooling = _read_json(Path(folder) / "1_Pooling" / "config.json")
-    if not pooling.get("pooling_mode_mean_tokens"):
+    # sentence-transformers before 6 saved one flag per mode; 6 saves "pooling_mode": "mean"
+    if not (pooling.get("pooling_mode_mean_tokens") or pooling.get("pooling_mode") == "mean"):
         raise QAError(f"{folder}: only models with mean pooling can run through onnx; "
                       "use sentence-transformers:<model> for this one")
     word_embeddings(folder)  # fails early if the table cannot be memory-mapped

