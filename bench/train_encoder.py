@@ -18,7 +18,6 @@ with the adapter merged in, which ``qa index --encoder sentence-transformers:FOL
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import platform
 import random
@@ -35,6 +34,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from qa.encoders.e5_convert import default_target  # noqa: E402
+from qa.store import file_sha256  # noqa: E402
 
 SENTENCE_END = re.compile(r"(?<=[。！？!?；;])")
 TEMPERATURE = 0.01  # E5's own
@@ -142,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
     config["base_model_name_or_path"] = "multilingual-e5-small"
     config_path.write_text(json.dumps(config, indent=2, sort_keys=True), encoding="utf-8")
     card = {"model": "LoRA adapter for multilingual-e5-small (qa.encoders.adapted merges it)",
-            "files": {name: hashlib.sha256((args.out / name).read_bytes()).hexdigest()
+            "files": {name: file_sha256(args.out / name)
                       for name in ("adapter_config.json", "adapter_model.safetensors")},
             "command": "python bench/train_encoder.py " + " ".join(argv or sys.argv[1:]),
             "data": "XQuAD (google-deepmind/xquad, commit 7d30520): xquad.zh.json and xquad.en.json; "

@@ -74,7 +74,7 @@ class SearchConfig:
 
     fetch_k: int = 100
     fusion: str = "convex"
-    # chosen on the dev splits by bench/tune.py (bench/results/tuning.json, "chosen" and "floors")
+    # chosen on the dev splits by bench/tune.py (bench/results/tuning.json, "chosen")
     alpha: float = 0.8
     section_weight: float = 0.4
     rrf_k: int = 60

@@ -19,14 +19,14 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import MissingDependency, QAError
-from ..store import replace_folder
+from ..store import file_sha256, replace_folder
+from .e5_convert import PROVENANCE  # the same name, so describe_model reads both folders alike
 
 log = logging.getLogger(__name__)
 
 NAME = "multilingual-e5-small-policy"
 ADAPTER = Path(__file__).resolve().parents[1] / "models" / "e5-policy"
 CARD = "card.json"
-PROVENANCE = "conversion.json"  #: the name e5_convert uses, so describe_model reads both alike
 RETRAIN = ("retrain it with `python bench/train_encoder.py` (see its card), restore it with "
            "`git checkout qa/models/e5-policy`, or use the untuned model: "
            "--encoder sentence-transformers:multilingual-e5-small")
@@ -57,7 +57,7 @@ def check(adapter: Path = ADAPTER) -> dict[str, Any]:
         path = adapter / name
         if not path.is_file():
             raise AdapterError(f"the encoder adapter's file {path} is missing: {RETRAIN}")
-        if hashlib.sha256(path.read_bytes()).hexdigest() != digest:
+        if file_sha256(path) != digest:
             raise AdapterError(f"the encoder adapter's file {path} does not match the sha256 in {card_path} "
                                f"(truncated or replaced): {RETRAIN}")
     return card
