@@ -6,7 +6,7 @@ export HF_HUB_OFFLINE := 1
 export HF_HUB_DISABLE_TELEMETRY := 1
 export GRADIO_ANALYTICS_ENABLED := False
 
-.PHONY: run test test-fast setup index eval bench tune encoder ranker accuracy clean
+.PHONY: run test test-fast setup index eval bench tune encoder reranker ranker accuracy clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
@@ -48,6 +48,14 @@ tune: setup
 XQUAD ?= ../xquad
 encoder: setup
 	$(VENV)/bin/python bench/train_encoder.py --xquad $(XQUAD) --out qa/models/e5-policy
+
+# the cross-encoder second stage -> qa/models/cross-policy: groups mined by our retriever (~5 min),
+# then training: ~40 s on a GPU (DEVICE=cuda), hours on 2 CPU cores; chosen on dev by bench/cross_tune.py
+DEVICE ?= cpu
+reranker: setup
+	$(VENV)/bin/python bench/train_reranker.py mine --xquad $(XQUAD) --out bench/.cache/reranker-groups.json
+	$(VENV)/bin/python bench/train_reranker.py train --groups bench/.cache/reranker-groups.json \
+		--out qa/models/cross-policy --layers 6 --epochs 3 --batch 16 --device $(DEVICE)
 
 # the learned ranker, trained on the dev parts only -> qa/models/ranker.{txt,json} (~5 min with built indexes)
 ranker: setup

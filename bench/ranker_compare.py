@@ -1,7 +1,9 @@
-"""The learned ranker against the fused order, on the test parts, and what it costs per question.
+"""Second stages against each other on the test parts, and what each costs per question.
 
-    .venv/bin/python bench/ranker_compare.py                 # runs the 8 evaluations (~20 min) and the timing
+    .venv/bin/python bench/ranker_compare.py                 # off vs learned: 8 evaluations (~20 min) and the timing
     .venv/bin/python bench/ranker_compare.py --reuse /tmp    # reads reports already written by the same commands
+                                                             # (and runs those missing)
+    .venv/bin/python bench/ranker_compare.py --reranks learned,cross --out bench/results/cross-encoder.json
 
 Accuracy: ``qa eval ... --modes hybrid --split test --rerank off|learned --out DIR/ev-SET-RERANK`` on our
 two labelled sets and the two public sets. Latency: one process per index (docs/ and the
@@ -40,13 +42,13 @@ def command(name: str, rerank: str, folder: Path) -> list[str]:
             "--out", str(folder / f"ev-{name}-{rerank}")]
 
 
-def accuracy(folder: Path, reuse: bool) -> dict:
+def accuracy(folder: Path, reuse: bool, reranks: list[str]) -> dict:
     out = {}
     for name in SETS:
         row = {}
-        for rerank in ("off", "learned"):
+        for rerank in reranks:
             cmd = command(name, rerank, folder)
-            if not reuse:
+            if not (reuse and (folder / f"ev-{name}-{rerank}" / "report.json").is_file()):
                 subprocess.run([str(ROOT / ".venv/bin" / cmd[0]), *cmd[1:]], cwd=ROOT, check=True,
                                stdout=subprocess.DEVNULL)
             report = json.loads((folder / f"ev-{name}-{rerank}" / "report.json").read_text(encoding="utf-8"))
@@ -55,16 +57,17 @@ def accuracy(folder: Path, reuse: bool) -> dict:
             row[rerank] = {m: round(metrics[m], 4) for m in METRICS if m in metrics}
             row["questions"] = report["questions"]
             row.setdefault("commands", []).append(" ".join(cmd))
-        row["change"] = {m: round(row["learned"][m] - row["off"][m], 4) for m in row["off"]}
+        first, last = reranks[0], reranks[-1]
+        row["change"] = {m: round(row[last][m] - row[first][m], 4) for m in row[first]}
         out[name] = row
     return out
 
 
-def latency(index_dir: Path, corpus, questions: list[str]) -> dict:
+def latency(index_dir: Path, corpus, questions: list[str], reranks: list[str]) -> dict:
     from qa.pipeline import Pipeline
 
     pipe = Pipeline.open(index_dir, corpus)
-    configs = {r: replace(pipe.search_config, rerank=r) for r in ("off", "learned")}
+    configs = {r: replace(pipe.search_config, rerank=r) for r in reranks}
     seconds = {r: [] for r in configs}
     for q in questions[:20]:  # warm-up: jieba, caches, the ranker's model
         for r, config in configs.items():
@@ -83,25 +86,35 @@ def latency(index_dir: Path, corpus, questions: list[str]) -> dict:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--reuse", type=Path, default=None, help="folder with ev-SET-RERANK reports already written")
+    parser.add_argument("--reuse", type=Path, default=None, help="folder with ev-SET-RERANK reports already written (missing ones are run)")
     parser.add_argument("--questions", type=int, default=200)
+    parser.add_argument("--reranks", default="off,learned", help="the stages compared; 'change' is last minus first")
+    parser.add_argument("--out", type=Path, default=ROOT / "bench/results/ranker.json")
     args = parser.parse_args()
+    reranks = args.reranks.split(",")
     from qa.pipeline import Corpus
 
     folder = args.reuse or Path("/tmp/qa-ranker-compare")
     result = {"command": "python bench/ranker_compare.py " + " ".join(sys.argv[1:]), "machine": machine(),
               "ranker": json.loads((ROOT / "qa/models/ranker.json").read_text(encoding="utf-8"))["sha256"],
-              "accuracy_test": accuracy(folder, args.reuse is not None)}
+              "accuracy_test": accuracy(folder, args.reuse is not None, reranks)}
+    if "cross" in reranks:
+        from qa import cross
+        from qa.config import SearchConfig
+
+        result["cross_encoder"] = {"files": cross.check()["files"], "depth": SearchConfig.cross_depth,
+                                   "weight": SearchConfig.cross_weight}
     docs_questions = [json.loads(line)["question"] for line in
                       (ROOT / "docs/eval/questions.jsonl").read_text(encoding="utf-8").splitlines() if line.strip()]
     cmrc = [json.loads(line)["question"] for line in
             (SHARED / "cmrc2018/questions.jsonl").read_text(encoding="utf-8").splitlines() if line.strip()]
     result["latency_ms"] = {
-        "docs": latency(ROOT / "index/main", Corpus(ROOT / "docs", "folder"), docs_questions[:args.questions]),
+        "docs": latency(ROOT / "index/main", Corpus(ROOT / "docs", "folder"), docs_questions[:args.questions],
+                        reranks),
         "cmrc2018_pool": latency(ROOT / "index/bench-cmrc2018", Corpus(SHARED / "cmrc2018/passages.jsonl", "pool"),
-                                 cmrc[::max(1, len(cmrc) // args.questions)][:args.questions]),
+                                 cmrc[::max(1, len(cmrc) // args.questions)][:args.questions], reranks),
     }
-    out = ROOT / "bench/results/ranker.json"
+    out = args.out
     out.write_text(json.dumps(result, indent=1, ensure_ascii=False), encoding="utf-8")
     print(json.dumps(result["accuracy_test"], indent=1)[:3000])
     print(json.dumps(result["latency_ms"], indent=1))

@@ -76,6 +76,27 @@ def pairs(xquad: Path, seed: int) -> list[tuple[str, str, str]]:
     return out
 
 
+def step(optimizer, schedule, loss, losses: list[float], bar) -> None:
+    """One optimiser step on ``loss``; the loss is kept and shown."""
+    optimizer.zero_grad()
+    loss.backward()
+    optimizer.step()
+    schedule.step()
+    losses.append(loss.item())
+    bar.set_postfix(loss=f"{np.mean(losses[-10:]):.3f}")
+    bar.update()
+
+
+def save_adapter(model, out: Path) -> None:
+    """The peft model's adapter files in ``out``, naming the base by name, not by this machine's path."""
+    model.save_pretrained(str(out))
+    (out / "README.md").unlink(missing_ok=True)  # peft's empty template; our card is card.json
+    config_path = out / "adapter_config.json"
+    config = json.loads(config_path.read_text(encoding="utf-8"))
+    config["base_model_name_or_path"] = "multilingual-e5-small"
+    config_path.write_text(json.dumps(config, indent=2, sort_keys=True), encoding="utf-8")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--xquad", type=Path, required=True, help="folder with xquad.zh.json and xquad.en.json")
@@ -126,21 +147,10 @@ def main(argv: list[str] | None = None) -> int:
             passages = embed(["passage: " + p for _, p, _ in batch] + ["passage: " + n for _, _, n in batch])
             logits = queries @ passages.T / TEMPERATURE
             loss = torch.nn.functional.cross_entropy(logits, torch.arange(len(batch)))
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-            schedule.step()
-            losses.append(loss.item())
-            bar.set_postfix(loss=f"{np.mean(losses[-10:]):.3f}")
-            bar.update()
+            step(optimizer, schedule, loss, losses, bar)
     bar.close()
     seconds = time.perf_counter() - started
-    adapted.save_pretrained(str(args.out))
-    (args.out / "README.md").unlink(missing_ok=True)  # peft's empty template; our card is card.json
-    config_path = args.out / "adapter_config.json"  # the base by name, not by this machine's path
-    config = json.loads(config_path.read_text(encoding="utf-8"))
-    config["base_model_name_or_path"] = "multilingual-e5-small"
-    config_path.write_text(json.dumps(config, indent=2, sort_keys=True), encoding="utf-8")
+    save_adapter(adapted, args.out)
     card = {"model": "LoRA adapter for multilingual-e5-small (qa.encoders.adapted merges it)",
             "files": {name: file_sha256(args.out / name)
                       for name in ("adapter_config.json", "adapter_model.safetensors")},

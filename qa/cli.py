@@ -204,7 +204,8 @@ def _search_options(p: argparse.ArgumentParser, default_k: int) -> None:
 
 def _rerank_option(p: argparse.ArgumentParser) -> None:
     p.add_argument("--rerank", choices=RERANKS, default=None, help="learned: order the fused top candidates "
-                   "again with the trained ranker (qa/rerank.py); off: the fused order (default: "
+                   "again with the trained ranker (qa/rerank.py); cross: then its best few again with the "
+                   "cross-encoder (qa/cross.py); off: the fused order (default: "
                    f"{SearchConfig.rerank})")
 
 
@@ -520,6 +521,11 @@ def cmd_models(args: argparse.Namespace) -> int:
           f"of {adapted.ADAPTER} merged in")
     graph = onnxrt.export(tuned, force=args.force)
     print(f"{graph / onnxrt.GRAPH}\n  the query encoder (onnx:{adapted.NAME}): the same model run by ONNX Runtime")
+    from . import cross
+
+    staged = cross.export(force=args.force)
+    print(f"{staged / cross.GRAPH}\n  the cross-encoder stage (--rerank cross): multilingual-e5-small's first "
+          f"{cross.check()['layers']} layers with the adapter and head of {cross.ADAPTER}")
     return 0
 
 

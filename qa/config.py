@@ -69,7 +69,9 @@ class SearchConfig:
         min_coverage: for an encoder without a measured line, below this share of the question's
             information carried by words known to the collection, nothing matches.
         rerank: "learned" orders the fused top candidates again with the trained ranker
-            (``qa.rerank``), "off" keeps the fused order.
+            (``qa.rerank``); "cross" also reads its best ``cross_depth`` with the cross-encoder
+            (``qa.cross``) and orders them by its logit + ``cross_weight`` x the ranker's score;
+            "off" keeps the fused order.
     """
 
     fetch_k: int = 100
@@ -83,3 +85,7 @@ class SearchConfig:
     min_coverage: float = 0.225
     # on by default: chosen on the dev parts, measured on the test parts (bench/results/ranker.json)
     rerank: str = "learned"
+    # the cross-encoder stage (rerank="cross"): how many of the ranker's best it reads, and how
+    # much the ranker's score still counts; chosen on the dev parts (bench/results/cross-encoder.json)
+    cross_depth: int = 3
+    cross_weight: float = 4.0

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from . import rerank
+from . import cross, rerank
 from . import tokenize as tok
 from .config import IndexConfig, SearchConfig
 from .encoders import Encoder, describe, load_encoder, normalize_rows
@@ -420,12 +420,27 @@ class Pipeline:
             return [Candidate(features.rows[i], float(scores[i])) for i in order]
         top, rows = self._rerank_rows(index, query, features, scores, order)
         learned = rerank.shipped().scores(rows)
+        if cfg.rerank == "cross":
+            learned = self._cross(index, query, [features.rows[i] for i in top], learned)
         again = np.argsort(-learned, kind="stable")
         # the rest keep their fused order below the reranked ones, so scores fall with the rank
         rest = order[len(top):]
         low = learned.min() - 1.0 - (scores[rest[0]] if len(rest) else 0.0)
         return ([Candidate(features.rows[top[j]], float(learned[j])) for j in again]
                 + [Candidate(features.rows[i], float(low + scores[i])) for i in rest])
+
+    def _cross(self, index, query: Query, rows: list[int], learned: np.ndarray) -> np.ndarray:
+        """The learned ranker's scores with its best ``cross_depth`` moved up by the cross-encoder's
+        judgement: cross logit + ``cross_weight`` x the ranker's score, above all the others."""
+        cfg = self.search_config
+        best = np.argsort(-learned, kind="stable")[:cfg.cross_depth]
+        if not len(best):
+            return learned
+        judged = cross.shipped().scores(query.text, [c.text for c in index.clauses_at([rows[i] for i in best])])
+        blended = judged + cfg.cross_weight * learned[best]
+        out = learned - learned.max() + blended.min() - 1.0  # the rest keep their order below
+        out[best] = blended
+        return out
 
     def _rerank_rows(self, index, query: Query, features: Features, scores: np.ndarray,
                      order: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

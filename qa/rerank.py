@@ -35,7 +35,7 @@ MODEL = MODEL_DIR / "ranker.txt"
 CARD = MODEL_DIR / "ranker.json"
 #: Candidates the ranker orders again; the rest keep their fused order after them.
 TOP_N = 30
-RERANKS = ("learned", "off")
+RERANKS = ("learned", "cross", "off")
 
 FEATURES = (
     "fused", "fused_rank", "fused_gap",            # the convex fusion's score, rank, distance to the best

@@ -44,6 +44,30 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def verify_card(card_path: Path, what: str, way_out: str, error: type[Exception]) -> dict:
+    """A trained model's card (JSON with "files": {name: sha256}), after checking every file it names.
+
+    Raises ``error`` naming the file and ``way_out`` when the card or a file is missing, unreadable,
+    truncated or replaced: a trained part is never silently skipped.
+    """
+    try:
+        card = json.loads(card_path.read_text(encoding="utf-8"))
+        files = card["files"]
+        names = list(files.items())
+    except OSError:
+        raise error(f"{what}'s card {card_path} is missing: {way_out}") from None
+    except (ValueError, KeyError, TypeError, AttributeError):
+        raise error(f"{what}'s card {card_path} is not readable JSON with 'files': {way_out}") from None
+    for name, digest in names:
+        path = card_path.parent / name
+        if not path.is_file():
+            raise error(f"{what}'s file {path} is missing: {way_out}")
+        if file_sha256(path) != digest:
+            raise error(f"{what}'s file {path} does not match the sha256 in {card_path} "
+                        f"(truncated or replaced): {way_out}")
+    return card
+
+
 def _files(folder: Path) -> list[Path]:
     return sorted(p for p in folder.rglob("*") if p.is_file() and p.name != MANIFEST)
 

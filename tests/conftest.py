@@ -85,3 +85,22 @@ def assert_clauses_cover(doc) -> None:
     lost = [i for i, ch in enumerate(doc.text) if not ch.isspace() and i not in covered]
     assert not lost, (doc.text[lost[0]:lost[0] + 20], doc.text)
     assert len({c.clause_id for c in clauses}) == len(clauses)
+
+
+@pytest.fixture
+def tiny_xquad(tmp_path) -> Path:
+    """Two XQuAD-shaped paragraphs, each with a question asked in Chinese and in English."""
+    import json
+
+    folder = tmp_path / "xquad"
+    folder.mkdir()
+    paragraphs = [("重庆市江北区位于长江北岸。全区科技型企业总量已达1311家。高新技术企业有420家。", "江北区有多少家科技型企业？",
+                   "How many tech firms does Jiangbei have?", "1311家"),
+                  ("技术经纪人是促进成果转化的人才。重庆培育技术经纪人2576人次。评定职称224名。", "重庆培育了多少技术经纪人？",
+                   "How many technology brokers were trained?", "2576人次")]
+    for lang, column in (("zh", 1), ("en", 2)):
+        data = [{"title": f"t{i}", "paragraphs": [{"context": p[0], "qas": [
+            {"id": f"q{i}", "question": p[column], "answers": [{"text": p[3], "answer_start": p[0].index(p[3])}]}]}]}
+            for i, p in enumerate(paragraphs)]
+        (folder / f"xquad.{lang}.json").write_text(json.dumps({"data": data}, ensure_ascii=False), encoding="utf-8")
+    return folder

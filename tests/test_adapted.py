@@ -65,26 +65,12 @@ def test_the_merged_folder_embeds_like_the_adapter_on_the_base(tmp_path):
     assert np.abs(merged.encode(texts) - untuned).max() > 1e-3
 
 
-def _tiny_xquad(folder: Path) -> Path:
-    folder.mkdir()
-    paragraphs = [("重庆市江北区位于长江北岸。全区科技型企业总量已达1311家。高新技术企业有420家。", "江北区有多少家科技型企业？",
-                   "How many tech firms does Jiangbei have?", "1311家"),
-                  ("技术经纪人是促进成果转化的人才。重庆培育技术经纪人2576人次。评定职称224名。", "重庆培育了多少技术经纪人？",
-                   "How many technology brokers were trained?", "2576人次")]
-    for lang, column in (("zh", 1), ("en", 2)):
-        data = [{"title": f"t{i}", "paragraphs": [{"context": p[0], "qas": [
-            {"id": f"q{i}", "question": p[column], "answers": [{"text": p[3], "answer_start": p[0].index(p[3])}]}]}]}
-            for i, p in enumerate(paragraphs)]
-        (folder / f"xquad.{lang}.json").write_text(json.dumps({"data": data}, ensure_ascii=False), encoding="utf-8")
-    return folder
-
-
 @pytest.mark.slow
-def test_retraining_on_a_tiny_fixed_set_is_deterministic(tmp_path):
+def test_retraining_on_a_tiny_fixed_set_is_deterministic(tmp_path, tiny_xquad):
     sys.path.insert(0, str(ROOT / "bench"))
     import train_encoder
 
-    xquad = _tiny_xquad(tmp_path / "xquad")
+    xquad = tiny_xquad
     assert [p[0] for p in train_encoder.pairs(xquad, 0)] == ["江北区有多少家科技型企业？", "How many tech firms does Jiangbei have?",
                                                              "重庆培育了多少技术经纪人？", "How many technology brokers were trained?"]
     assert all(pos != neg and "1311家" in pos for _, pos, neg in train_encoder.pairs(xquad, 0)[:2])

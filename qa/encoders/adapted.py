@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import MissingDependency, QAError
-from ..store import file_sha256, replace_folder
+from ..store import replace_folder, verify_card
 from .e5_convert import PROVENANCE  # the same name, so describe_model reads both folders alike
 
 log = logging.getLogger(__name__)
@@ -44,23 +44,7 @@ def default_target() -> Path:
 
 def check(adapter: Path = ADAPTER) -> dict[str, Any]:
     """The adapter's card, after checking every file it names against its sha256."""
-    card_path = adapter / CARD
-    try:
-        card = json.loads(card_path.read_text(encoding="utf-8"))
-        files = card["files"]
-    except OSError:
-        raise AdapterError(f"the encoder adapter's card {card_path} is missing: {RETRAIN}") from None
-    except (ValueError, KeyError, TypeError):
-        raise AdapterError(f"the encoder adapter's card {card_path} is not readable JSON with 'files': {RETRAIN}") \
-            from None
-    for name, digest in files.items():
-        path = adapter / name
-        if not path.is_file():
-            raise AdapterError(f"the encoder adapter's file {path} is missing: {RETRAIN}")
-        if file_sha256(path) != digest:
-            raise AdapterError(f"the encoder adapter's file {path} does not match the sha256 in {card_path} "
-                               f"(truncated or replaced): {RETRAIN}")
-    return card
+    return verify_card(adapter / CARD, "the encoder adapter", RETRAIN, AdapterError)
 
 
 def adapter_sha256(card: dict[str, Any]) -> str:
