@@ -32,9 +32,10 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 from measure import machine  # noqa: E402
+from tune import collection  # noqa: E402
 
 from qa import evaluate as ev  # noqa: E402
-from qa.pipeline import Corpus, Pipeline, cache_for  # noqa: E402
+from qa.pipeline import Pipeline, cache_for  # noqa: E402
 
 WEIGHTS = [round(w, 3) for w in np.arange(0.0, 2.0001, 0.025)]
 BENCHMARKS = ("cmrc2018", "drcd_zhs")
@@ -47,10 +48,7 @@ def evenly(items: list, limit: int) -> list:
 
 def open_collection(shared: Path, name: str) -> Pipeline:
     """The pipeline over docs/ ("docs") or over a benchmark's pool, as the product opens it."""
-    if name == "docs":
-        index_dir, corpus = ROOT / "index/main", Corpus(ROOT / "docs", "folder")
-    else:
-        index_dir, corpus = ROOT / f"index/bench-{name}", Corpus(shared / "benchmarks" / name / "passages.jsonl", "pool")
+    index_dir, corpus = collection(shared, name)
     pipe = Pipeline.open(index_dir, corpus)
     pipe.query_cache = cache_for(index_dir)
     return pipe
@@ -76,8 +74,8 @@ def question_sets(shared: Path, split: str, limit: int, docs: Pipeline) -> dict[
 def signals(pipes: dict[str, Pipeline], sets: dict[str, tuple[str, list[str]]]) -> dict[str, np.ndarray]:
     """group -> array of (top-1 cosine, coverage) per question, as the product answers it."""
     out = {}
-    for group, (collection, questions) in sets.items():
-        pipe = pipes[collection]
+    for group, (name, questions) in sets.items():
+        pipe = pipes[name]
         rows = []
         for start in range(0, len(questions), 64):
             chunk = questions[start:start + 64]

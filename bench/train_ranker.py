@@ -62,8 +62,9 @@ def gather(name: str, index_dir: Path, corpus, questions: list) -> list[dict]:
     for start in range(0, len(questions), 64):
         chunk = questions[start:start + 64]
         for q, (rows, x) in zip(chunk, pipe.rerank_inputs([q.question for q in chunk])):
-            labels = [label(q, c) for c in pipe.index.clauses_at(rows)]
-            out.append({"set": name, "qid": q.qid, "x": x, "y": np.array(labels, dtype=np.int32)})
+            clauses = pipe.index.clauses_at(rows)
+            out.append({"set": name, "qid": q.qid, "question": q.question, "x": x, "texts": [c.text for c in clauses],
+                        "y": np.array([label(q, c) for c in clauses], dtype=np.int32)})
     pipe.close()
     return out
 

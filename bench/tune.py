@@ -37,21 +37,26 @@ BETAS = [round(b, 2) for b in np.arange(0.0, 0.701, 0.05)]
 DEPTH = 10
 
 
+def collection(shared: Path, name: str) -> tuple[Path, Corpus]:
+    """(index folder, corpus) of docs/ ("docs") or of a benchmark's pool, as the bench scripts build them."""
+    if name == "docs":
+        return ROOT / "index/main", Corpus(ROOT / "docs", "folder")
+    return ROOT / f"index/bench-{name}", Corpus(shared / "benchmarks" / name / "passages.jsonl", "pool")
+
+
 def dev_sets(shared: Path, limit: int | None) -> list[tuple[str, Path, Corpus, list]]:
     """(name, index folder, corpus, dev questions) for each set."""
     out = []
-    docs = Pipeline.open(ROOT / "index/main", Corpus(ROOT / "docs", "folder"))
+    docs = Pipeline.open(*collection(shared, "docs"))
     documents = list(docs.index.documents.values())
     for name, path in (("labelled", ROOT / "docs/eval/questions.jsonl"), ("reading", ROOT / "docs/eval/reading.jsonl")):
-        out.append((name, ROOT / "index/main", Corpus(ROOT / "docs", "folder"),
-                    ev.select(ev.load_labelled(path, documents), "dev")))
+        out.append((name, *collection(shared, "docs"), ev.select(ev.load_labelled(path, documents), "dev")))
     for name in ("cmrc2018", "drcd_zhs"):
-        folder = shared / "benchmarks" / name
-        questions = ev.select(ev.load_benchmark(folder), "dev")
+        questions = ev.select(ev.load_benchmark(shared / "benchmarks" / name), "dev")
         if limit and len(questions) > limit:
             step = len(questions) / limit
             questions = [questions[int(i * step)] for i in range(limit)]
-        out.append((name, ROOT / f"index/bench-{name}", Corpus(folder / "passages.jsonl", "pool"), questions))
+        out.append((name, *collection(shared, name), questions))
     return out
 
 

