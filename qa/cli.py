@@ -525,7 +525,8 @@ def cmd_models(args: argparse.Namespace) -> int:
 
     staged = cross.export(force=args.force)
     print(f"{staged / cross.GRAPH}\n  the cross-encoder stage (--rerank cross): multilingual-e5-small's first "
-          f"{cross.check()['layers']} layers with the adapter and head of {cross.ADAPTER}")
+          f"{json.loads((staged / cross.INFO).read_text(encoding='utf-8'))['layers']} layers with the adapter "
+          f"and head of {cross.ADAPTER}")
     return 0
 
 

@@ -220,8 +220,7 @@ class CrossEncoder:
         from .encoders.e5_convert import default_target
         from .encoders.onnxrt import word_embeddings
 
-        self.card = check(adapter)
-        graph = export(adapter)
+        graph = export(adapter)  # checks the files against the card first
         base = Path(json.loads((graph / INFO).read_text(encoding="utf-8"))["base"])
         if not base.is_dir():
             base = default_target()
