@@ -15,14 +15,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
 
-from measure import machine  # noqa: E402
+from measure import figures, machine, qa_eval  # noqa: E402
 
 SHARED = ROOT.parent / "shared/benchmarks"
 SETS = {
@@ -49,22 +48,17 @@ def main(argv: list[str] | None = None) -> int:
             row: dict = {}
             for encoder, root in indexes.items():
                 out = args.out_dir / f"{name}-{split}-{encoder}"
-                cmd = ["qa", "eval", *source, "--index", str(root / folder), "--modes", "hybrid,dense",
-                       "--split", split, "--rerank", "off", "--out", str(out)]
-                if not (args.reuse and (out / "report.json").exists()):
-                    subprocess.run([str(ROOT / ".venv/bin/qa"), *cmd[1:]], cwd=ROOT, check=True,
-                                   stdout=subprocess.DEVNULL)
-                report = json.loads((out / "report.json").read_text(encoding="utf-8"))
-                row[encoder] = {mode: {m: round(v, 4) for m, v in {**e["metrics"], **e.get("answer_in", {})}.items()
-                                       if m in METRICS}
-                                for mode, e in report["modes"].items()}
+                cmd = [*source, "--index", str(root / folder), "--modes", "hybrid,dense", "--split", split,
+                       "--rerank", "off"]
+                report = qa_eval(cmd, out, args.reuse)
+                row[encoder] = {mode: figures(e, METRICS) for mode, e in report["modes"].items()}
                 english = [q for q in report.get("per_question", {}).get("hybrid", []) if q.get("lang") == "en"]
                 if english:  # our sets: the English questions alone (hybrid R@1)
                     row[encoder]["english_hybrid_recall@1"] = round(
                         sum(q["rank"] == 1 for q in english) / len(english), 4)
                     row["english_questions"] = len(english)
                 row["questions"] = report["questions"]
-                row.setdefault("commands", []).append(" ".join(cmd))
+                row.setdefault("commands", []).append(" ".join(["qa", "eval", *cmd, "--out", str(out)]))
             row["change"] = {mode: {m: round(row["tuned"][mode][m] - row["base"][mode][m], 4) for m in row["base"][mode]}
                              for mode in ("hybrid", "dense")}
             result["sets"].setdefault(name, {})[split] = row

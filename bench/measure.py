@@ -205,3 +205,20 @@ def _pad(text: str, width: int, left: bool) -> str:
 
 def median(values: Sequence[float]) -> float:
     return float(statistics.median(values)) if values else float("nan")
+
+
+def qa_eval(args: Sequence[str], out: Path, reuse: bool = False) -> dict[str, Any]:
+    """The report of ``qa eval ARGS --out OUT``, run with this checkout's venv unless ``reuse``
+    is set and OUT already holds a report (the comparison scripts rerun only what is missing)."""
+    import json
+
+    root = Path(__file__).resolve().parents[1]
+    if not (reuse and (out / "report.json").is_file()):
+        subprocess.run([str(root / ".venv/bin/qa"), "eval", *args, "--out", str(out)], cwd=root, check=True,
+                       stdout=subprocess.DEVNULL)
+    return json.loads((out / "report.json").read_text(encoding="utf-8"))
+
+
+def figures(mode: dict[str, Any], names: Sequence[str]) -> dict[str, float]:
+    """The named metrics of one mode of a ``qa eval`` report (answer-in-top-k included), rounded."""
+    return {m: round(v, 4) for m, v in {**mode["metrics"], **mode.get("answer_in", {})}.items() if m in names}

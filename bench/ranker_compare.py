@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 import time
 from dataclasses import replace
@@ -25,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from measure import machine, percentiles_ms  # noqa: E402
+from measure import figures, machine, percentiles_ms, qa_eval  # noqa: E402
 
 SHARED = ROOT.parent / "shared/benchmarks"
 SETS = {
@@ -37,26 +36,16 @@ SETS = {
 METRICS = ("recall@1", "recall@5", "mrr@10", "answer@1")
 
 
-def command(name: str, rerank: str, folder: Path) -> list[str]:
-    return ["qa", "eval", *SETS[name], "--modes", "hybrid", "--split", "test", "--rerank", rerank,
-            "--out", str(folder / f"ev-{name}-{rerank}")]
-
-
 def accuracy(folder: Path, reuse: bool, reranks: list[str]) -> dict:
     out = {}
     for name in SETS:
         row = {}
         for rerank in reranks:
-            cmd = command(name, rerank, folder)
-            if not (reuse and (folder / f"ev-{name}-{rerank}" / "report.json").is_file()):
-                subprocess.run([str(ROOT / ".venv/bin" / cmd[0]), *cmd[1:]], cwd=ROOT, check=True,
-                               stdout=subprocess.DEVNULL)
-            report = json.loads((folder / f"ev-{name}-{rerank}" / "report.json").read_text(encoding="utf-8"))
-            hybrid = report["modes"]["hybrid"]
-            metrics = {**hybrid["metrics"], **hybrid.get("answer_in", {})}
-            row[rerank] = {m: round(metrics[m], 4) for m in METRICS if m in metrics}
+            args = [*SETS[name], "--modes", "hybrid", "--split", "test", "--rerank", rerank]
+            report = qa_eval(args, folder / f"ev-{name}-{rerank}", reuse)
+            row[rerank] = figures(report["modes"]["hybrid"], METRICS)
             row["questions"] = report["questions"]
-            row.setdefault("commands", []).append(" ".join(cmd))
+            row.setdefault("commands", []).append(" ".join(["qa", "eval", *args, "--out", str(folder / f"ev-{name}-{rerank}")]))
         first, last = reranks[0], reranks[-1]
         row["change"] = {m: round(row[last][m] - row[first][m], 4) for m in row[first]}
         out[name] = row

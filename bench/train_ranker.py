@@ -13,8 +13,12 @@ two sets of a few dozen questions over docs/ are not drowned by the 1,500 of eac
 nor repeated twenty-fold.
 
 The dev questions are cut again, by a seeded hash, into a part to fit and a part (1/5) to stop
-on: the number of trees is the one with the best clause-level MRR@10 on that part; the model is
-then refit on all dev questions with that number of trees. LightGBM runs single-threaded with
+on: the number of trees is the one with the best clause-level MRR@10 on that part, each question
+weighing there as it does in training (so the 7 reading questions of the stopping part cannot
+swing the choice as they did when each set counted alike); the model is then refit on all dev
+questions with that number of trees. ``--without`` also fits, on the same parts, models that
+lack the named groups of features, and records them beside the full one on the stopping part:
+how features were judged before they were kept (bench/results/ranker-features.json). LightGBM runs single-threaded with
 ``deterministic``, so the same data give the same model. Writes qa/models/ranker.txt, its card
 qa/models/ranker.json (sha256, features, parameters, data, the stopping part's figures) and
 bench/results/ranker-train.json.
@@ -122,13 +126,39 @@ def stopping_part(qid: str) -> bool:
 
 
 def per_set(groups: list[dict], scores: list[np.ndarray]) -> dict[str, float]:
+    """MRR@10 per set, their plain mean, and "weighted": each question weighing 1/sqrt(its set's
+    size), as in training, so a set counts by the square root of its questions."""
     names = sorted({g["set"] for g in groups})
-    out = {}
+    out, sizes = {}, {}
     for name in names:
         pick = [i for i, g in enumerate(groups) if g["set"] == name]
+        sizes[name] = len(pick)
         out[name] = round(mrr([groups[i] for i in pick], [scores[i] for i in pick]), 4)
     out["mean"] = round(float(np.mean([out[n] for n in names])), 4)
+    roots = {n: np.sqrt(sizes[n]) for n in names}
+    out["weighted"] = round(float(sum(roots[n] * out[n] for n in names) / sum(roots.values())), 4)
     return out
+
+
+def without(groups: list[dict], names: list[str]) -> list[dict]:
+    """The groups with the named features' columns set to 0 (constant, so LightGBM never splits on them)."""
+    columns = [rerank.FEATURES.index(n) for n in names]
+    out = []
+    for g in groups:
+        x = g["x"].copy()
+        x[:, columns] = 0.0
+        out.append({**g, "x": x})
+    return out
+
+
+def stop_on(fitting: list[dict], stop: list[dict], weights: dict[str, float]) -> tuple[int, dict, dict]:
+    """(trees, weighted MRR@10 by trees, per-set MRR@10 at those trees) of a model fitted on ``fitting``."""
+    booster = fit(fitting, weights, MAX_TREES)
+    curve = {}
+    for trees in range(25, MAX_TREES + 1, 25):
+        curve[trees] = per_set(stop, [booster.predict(g["x"], num_iteration=trees) for g in stop])["weighted"]
+    best = max(curve, key=lambda t: (curve[t], -t))
+    return best, curve, per_set(stop, [booster.predict(g["x"], num_iteration=best) for g in stop])
 
 
 def main() -> int:
@@ -141,6 +171,9 @@ def main() -> int:
     parser.add_argument("--feedback", type=Path, default=None, metavar="FEEDBACK.jsonl",
                         help="also learn from the 👍 votes an editor accepted (index/feedback.jsonl): each "
                              "becomes a question whose gold is the voted clause, over docs/ (index/main)")
+    parser.add_argument("--without", default="", metavar="NAME,...[;NAME,...]",
+                        help="also judge, on the stopping part, a model lacking each ';'-separated group of "
+                             "features (writes bench/results/ranker-features.json)")
     args = parser.parse_args()
     started = time.time()
     groups = []
@@ -154,13 +187,20 @@ def main() -> int:
     weights = {name: 1.0 / np.sqrt(n) for name, n in counts.items()}
     fitting = [g for g in groups if not stopping_part(g["qid"])]
     stop = [g for g in groups if stopping_part(g["qid"])]
-    booster = fit(fitting, weights, MAX_TREES)
     fused = [-np.arange(len(g["y"]), dtype=np.float64) for g in stop]  # the fused order as given
-    curve = {}
-    for trees in range(25, MAX_TREES + 1, 25):
-        curve[trees] = per_set(stop, [booster.predict(g["x"], num_iteration=trees) for g in stop])["mean"]
-    best = max(curve, key=lambda t: (curve[t], -t))
-    learned = per_set(stop, [booster.predict(g["x"], num_iteration=best) for g in stop])
+    best, curve, learned = stop_on(fitting, stop, weights)
+    if args.without:
+        lacking = {}
+        for names in (part.split(",") for part in args.without.split(";")):
+            trees, _, scores = stop_on(without(fitting, names), without(stop, names), weights)
+            lacking[",".join(names)] = {"trees": trees, "learned_mrr@10": scores}
+        ablation = {"command": "python bench/train_ranker.py " + " ".join(sys.argv[1:]),
+                    "date": time.strftime("%Y-%m-%d %H:%M:%S %z"), "questions": len(stop),
+                    "fused_mrr@10": per_set(stop, fused), "all_features": {"trees": best, "learned_mrr@10": learned},
+                    "without": lacking}
+        (ROOT / "bench/results/ranker-features.json").write_text(
+            json.dumps(ablation, indent=1, ensure_ascii=False), encoding="utf-8")
+        print(json.dumps(ablation), flush=True)
     final = fit(groups, weights, best)
     args.out.mkdir(parents=True, exist_ok=True)
     model = args.out / "ranker.txt"
@@ -178,7 +218,7 @@ def main() -> int:
                             "(this project's), cmrc2018 (CC BY-SA 4.0, Cui et al. 2019) and drcd_zhs "
                             "(CC BY-SA 3.0, Shao et al. 2018) from ../shared/benchmarks"},
         "stopping_part": {"questions": len(stop), "fused_mrr@10": per_set(stop, fused), "learned_mrr@10": learned,
-                          "mean_by_trees": curve},
+                          "weighted_by_trees": curve},
     }
     (args.out / "ranker.json").write_text(json.dumps(card, indent=1, ensure_ascii=False), encoding="utf-8")
     results = ROOT / "bench/results/ranker-train.json"

@@ -138,12 +138,15 @@ def seal(folder: Path, card: dict[str, Any]) -> None:
     (folder / CARD).write_text(json.dumps(card, indent=1, ensure_ascii=False), encoding="utf-8")
 
 
-def merged(base: Path, adapter: Path = ADAPTER):
-    """The torch model: ``base`` cut to the card's layers, the adapter merged in, the head loaded."""
+def merged(base: Path, adapter: Path = ADAPTER, card: dict[str, Any] | None = None):
+    """The torch model: ``base`` cut to the card's layers, the adapter merged in, the head loaded.
+
+    ``card``: the adapter's card as ``check`` returned it, when the caller has just checked it
+    (the 5 MB adapter is then not hashed a second time)."""
     from peft import PeftModel
     from safetensors.torch import load_file
 
-    card = check(adapter)
+    card = card if card is not None else check(adapter)
     model = build_model(base, int(card["layers"]))
     model.encoder = PeftModel.from_pretrained(model.encoder, str(adapter)).merge_and_unload()
     model.head.load_state_dict(load_file(str(adapter / HEAD)))
@@ -167,7 +170,7 @@ def export(adapter: Path = ADAPTER, force: bool = False) -> Path:
     except ImportError as exc:
         raise MissingDependency("onnx") from exc
     started = time.monotonic()
-    model = merged(base, adapter)
+    model = merged(base, adapter, card)
 
     class FromEmbeds(torch.nn.Module):
         def __init__(self, inner):

@@ -418,10 +418,10 @@ class Pipeline:
         order = np.argsort(-scores, kind="stable")
         if cfg.rerank == "off" or not len(order):
             return [Candidate(features.rows[i], float(scores[i])) for i in order]
-        top, rows = self._rerank_rows(index, query, features, scores, order)
+        top, clauses, rows = self._rerank_rows(index, query, features, scores, order)
         learned = rerank.shipped().scores(rows)
         if cfg.rerank == "cross":
-            learned = self._cross(index, query, [features.rows[i] for i in top], learned)
+            learned = self._cross(query, [c.text for c in clauses], learned)
         again = np.argsort(-learned, kind="stable")
         # the rest keep their fused order below the reranked ones, so scores fall with the rank
         rest = order[len(top):]
@@ -429,29 +429,31 @@ class Pipeline:
         return ([Candidate(features.rows[top[j]], float(learned[j])) for j in again]
                 + [Candidate(features.rows[i], float(low + scores[i])) for i in rest])
 
-    def _cross(self, index, query: Query, rows: list[int], learned: np.ndarray) -> np.ndarray:
+    def _cross(self, query: Query, texts: list[str], learned: np.ndarray) -> np.ndarray:
         """The learned ranker's scores with its best ``cross_depth`` moved up by the cross-encoder's
-        judgement: cross logit + ``cross_weight`` x the ranker's score, above all the others."""
+        judgement: cross logit + ``cross_weight`` x the ranker's score, above all the others.
+        ``texts``: the candidates' clause texts, in the order of ``learned``."""
         cfg = self.search_config
         best = np.argsort(-learned, kind="stable")[:cfg.cross_depth]
         if not len(best):
             return learned
-        judged = cross.shipped().scores(query.text, [c.text for c in index.clauses_at([rows[i] for i in best])])
+        judged = cross.shipped().scores(query.text, [texts[i] for i in best])
         blended = judged + cfg.cross_weight * learned[best]
         out = learned - learned.max() + blended.min() - 1.0  # the rest keep their order below
         out[best] = blended
         return out
 
     def _rerank_rows(self, index, query: Query, features: Features, scores: np.ndarray,
-                     order: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """The fused top ``rerank.TOP_N`` (positions in ``features``) and the learned ranker's rows for them."""
+                     order: np.ndarray) -> tuple[np.ndarray, list[Clause], np.ndarray]:
+        """The fused top ``rerank.TOP_N`` (positions in ``features``), their clauses (fetched once:
+        a remote store's round trip) and the learned ranker's rows for them."""
         top = order[:rerank.TOP_N]
+        clauses = index.clauses_at([features.rows[i] for i in top])
         sections = features.section_dense is not None and features.section_bm25 is not None
-        rows = rerank.features(query.text, index.clauses_at([features.rows[i] for i in top]), scores[top],
-                               features.dense[top], features.bm25[top],
+        rows = rerank.features(query.text, clauses, scores[top], features.dense[top], features.bm25[top],
                                features.section_dense[top] if sections else None,
                                features.section_bm25[top] if sections else None)
-        return top, rows
+        return top, clauses, rows
 
     def _convex(self, features: Features) -> np.ndarray:
         """The fused score of each candidate: the clause's and its section's convex fusion."""
@@ -470,7 +472,7 @@ class Pipeline:
             if not len(scores):
                 out.append(([], np.zeros((0, len(rerank.FEATURES)))))
                 continue
-            top, rows = self._rerank_rows(index, query, features, scores, np.argsort(-scores, kind="stable"))
+            top, _, rows = self._rerank_rows(index, query, features, scores, np.argsort(-scores, kind="stable"))
             out.append(([features.rows[i] for i in top], rows))
         return out
 

@@ -61,6 +61,31 @@ def test_features_are_one_row_per_candidate_with_the_named_columns():
     assert np.isfinite(rows).all()
 
 
+def test_what_the_question_asks_for_and_what_each_clause_holds_are_columns():
+    column = {name: i for i, name in enumerate(rerank.FEATURES)}
+    clauses, *scores = _candidates("江北区将加强科技型企业培育。", "2021年全区科技型企业总量已达1311家。", 15.0, 4.0)
+    rows = rerank.features(QUESTIONS[0], clauses, *scores)
+    assert rows[0, column["wants_number"]] == 1.0 and rows[0, column["wants_time"]] == 0.0
+    assert rows[1, column["quantities"]] > 0 == rows[0, column["quantities"]]
+    assert rows[1, column["dates"]] > 0 == rows[0, column["dates"]]
+    for question, number, time, source in [("这份文件是哪一年印发的？", 0, 1, 1), ("几乎所有企业都能申报吗？", 0, 0, 0),
+                                           ("How many brokers were trained, and when?", 1, 1, 0)]:
+        row = rerank.features(question, clauses, *scores)[0]
+        assert [row[column[c]] for c in ("wants_number", "wants_time", "wants_source")] == [number, time, source]
+
+
+def test_candidates_from_one_passage_count_together():
+    column = {name: i for i, name in enumerate(rerank.FEATURES)}
+    clauses, *scores = _candidates("江北区将加强科技型企业培育。", "全区科技型企业总量已达1311家。", 15.0, 4.0)
+    # the second and the fifth candidates come from passage p, the rest each from its own
+    clauses = [replace(c, source_id="p" if i in (1, 4) else f"o{i}") for i, c in enumerate(clauses)]
+    rows = rerank.features(QUESTIONS[0], clauses, *scores)
+    assert rows[1, column["doc_share"]] == rows[4, column["doc_share"]] == 2 / 30
+    assert rows[0, column["doc_share"]] == 1 / 30
+    assert rows[0, column["doc_gap"]] == 0.0  # its passage holds the best candidate
+    assert rows[4, column["doc_gap"]] == rows[1, column["doc_gap"]] == pytest.approx(scores[0][0] - scores[0][1])
+
+
 def _copy(tmp_path: Path) -> tuple[Path, Path]:
     model, card = tmp_path / "ranker.txt", tmp_path / "ranker.json"
     shutil.copy(rerank.MODEL, model)
@@ -151,3 +176,13 @@ def test_accepted_up_votes_become_training_questions_whose_voted_clause_is_the_a
     labels = [train_ranker.label(questions[0], c) for c in pipeline.index.clauses_at(rows)]
     answering = [c.text for c, y in zip(pipeline.index.clauses_at(rows), labels) if y == 2]
     assert answering and all("2576" in text for text in answering)
+
+
+def test_the_shipped_features_are_the_ones_judged_on_the_held_back_part():
+    """bench/results/ranker-features.json was written by the run that wrote the shipped model:
+    same trees, same held-back figures; and every group of features it judged is in the model."""
+    card = json.loads(rerank.CARD.read_text(encoding="utf-8"))
+    judged = json.loads((ROOT / "bench/results/ranker-features.json").read_text(encoding="utf-8"))
+    assert judged["all_features"] == {"trees": card["trees"], "learned_mrr@10": card["stopping_part"]["learned_mrr@10"]}
+    for group in judged["without"]:
+        assert set(group.split(",")) <= set(card["features"])
