@@ -72,10 +72,8 @@ def main(argv: list[str] | None = None) -> int:
             for weight in WEIGHTS:
                 scores = []
                 for g, s, judged in zip(unseen, learned, logits[name]):
-                    top = np.argsort(-s, kind="stable")[:depth]
-                    out = s - s.max() - 1.0 + (judged[:depth] + weight * s[top]).min()  # the rest below
-                    out[top] = judged[:depth] + weight * s[top]
-                    scores.append(out)
+                    top = np.argsort(-s, kind="stable")[:depth]  # judged holds the logits of the best max(DEPTHS)
+                    scores.append(cross.blend(s, top, judged[:depth], weight))
                 mrr = per_set(unseen, scores)
                 cost = tuning["latency_ms"][f"{name}@{depth}"]["p50_ms"]
                 grid.append({"variant": name, "depth": depth, "weight": weight, "mrr": mrr, "objective": mrr["weighted"],

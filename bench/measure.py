@@ -6,6 +6,7 @@ Units are in the names: ``_ms`` milliseconds, ``_s`` seconds, ``_mb`` MiB (2**20
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import statistics
@@ -210,8 +211,6 @@ def median(values: Sequence[float]) -> float:
 def qa_eval(args: Sequence[str], out: Path, reuse: bool = False) -> dict[str, Any]:
     """The report of ``qa eval ARGS --out OUT``, run with this checkout's venv unless ``reuse``
     is set and OUT already holds a report (the comparison scripts rerun only what is missing)."""
-    import json
-
     root = Path(__file__).resolve().parents[1]
     if not (reuse and (out / "report.json").is_file()):
         subprocess.run([str(root / ".venv/bin/qa"), "eval", *args, "--out", str(out)], cwd=root, check=True,

@@ -41,11 +41,11 @@ def accuracy(folder: Path, reuse: bool, reranks: list[str]) -> dict:
     for name in SETS:
         row = {}
         for rerank in reranks:
-            args = [*SETS[name], "--modes", "hybrid", "--split", "test", "--rerank", rerank]
-            report = qa_eval(args, folder / f"ev-{name}-{rerank}", reuse)
+            args, out_dir = [*SETS[name], "--modes", "hybrid", "--split", "test", "--rerank", rerank], folder / f"ev-{name}-{rerank}"
+            report = qa_eval(args, out_dir, reuse)
             row[rerank] = figures(report["modes"]["hybrid"], METRICS)
             row["questions"] = report["questions"]
-            row.setdefault("commands", []).append(" ".join(["qa", "eval", *args, "--out", str(folder / f"ev-{name}-{rerank}")]))
+            row.setdefault("commands", []).append(" ".join(["qa", "eval", *args, "--out", str(out_dir)]))
         first, last = reranks[0], reranks[-1]
         row["change"] = {m: round(row[last][m] - row[first][m], 4) for m in row[first]}
         out[name] = row

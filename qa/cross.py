@@ -204,6 +204,17 @@ def export(adapter: Path = ADAPTER, force: bool = False) -> Path:
     return target
 
 
+def blend(learned: np.ndarray, best: np.ndarray, judged: np.ndarray, weight: float) -> np.ndarray:
+    """The ranker's scores with its ``best`` candidates (positions into ``learned``) moved up by the
+    cross-encoder's ``judged`` logits for them: logit + ``weight`` x the ranker's score, above all
+    the others, which keep their order below. The product and the bench scripts that choose
+    depth and weight both score this way."""
+    blended = judged + weight * learned[best]
+    out = learned - learned.max() + blended.min() - 1.0
+    out[best] = blended
+    return out
+
+
 def _is_current(target: Path, digest: str) -> bool:
     try:
         info = json.loads((target / INFO).read_text(encoding="utf-8"))

@@ -438,10 +438,7 @@ class Pipeline:
         if not len(best):
             return learned
         judged = cross.shipped().scores(query.text, [texts[i] for i in best])
-        blended = judged + cfg.cross_weight * learned[best]
-        out = learned - learned.max() + blended.min() - 1.0  # the rest keep their order below
-        out[best] = blended
-        return out
+        return cross.blend(learned, best, judged, cfg.cross_weight)
 
     def _rerank_rows(self, index, query: Query, features: Features, scores: np.ndarray,
                      order: np.ndarray) -> tuple[np.ndarray, list[Clause], np.ndarray]:
