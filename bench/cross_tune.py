@@ -68,9 +68,8 @@ def mrr(items: list[dict], key) -> float:
 
 def reorder(item: dict, logits: np.ndarray, depth: int, weight: float) -> list[int]:
     """Positions in the learned order after the stage: its best ``depth`` by logit + weight x learned."""
-    head = list(range(min(depth, len(item["units"]))))
-    blended = logits[head] + weight * item["learned"][head]
-    return [head[i] for i in np.argsort(-blended, kind="stable")] + list(range(len(head), len(item["units"])))
+    best = np.arange(min(depth, len(item["units"])))
+    return [int(i) for i in np.argsort(-cross.blend(item["learned"], best, logits[best], weight), kind="stable")]
 
 
 def main(argv: list[str] | None = None) -> int:
