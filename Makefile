@@ -74,6 +74,7 @@ accuracy: setup
 	$(VENV)/bin/qa eval --benchmark $(SHARED)/benchmarks/drcd_zhs --split test --passages --out $(RESULTS)/drcd_zhs-test
 	$(VENV)/bin/qa eval --benchmark $(SHARED)/benchmarks/cmrc2018 --split all --out $(RESULTS)/cmrc2018-all
 	$(VENV)/bin/qa eval --benchmark $(SHARED)/benchmarks/drcd_zhs --split all --out $(RESULTS)/drcd_zhs-all
+	$(VENV)/bin/python bench/long_documents.py --shared $(SHARED)
 	$(VENV)/bin/python bench/accuracy.py --write
 
 clean:

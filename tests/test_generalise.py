@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from qa import evaluate as ev
+from qa.errors import QAError
 from qa.evaluate.splits import split_of
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -49,6 +50,38 @@ def test_benchmark_questions_of_one_passage_stay_together(tmp_path):
     for q in ev.load_benchmark(folder):
         by_passage.setdefault(q.gold_ids[0], set()).add(q.split)
     assert all(len(parts) == 1 for parts in by_passage.values())
+
+
+def test_a_benchmark_folder_may_fix_each_questions_part(tmp_path):
+    rows = [{"qid": f"q{i}", "question": f"问题{i}", "gold_ids": ["A"], "answers": [], "part": part}
+            for i, part in enumerate(("dev", "test", "test"))]
+    (tmp_path / "questions.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    assert [q.split for q in ev.load_benchmark(tmp_path)] == ["dev", "test", "test"]
+    rows[1]["part"] = "train"
+    (tmp_path / "questions.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    with pytest.raises(QAError, match="q1.*train"):
+        ev.load_benchmark(tmp_path)
+
+
+def test_the_long_document_pool_joins_paragraphs_into_articles_and_keeps_their_parts(tmp_path):
+    sys.path.insert(0, str(ROOT / "bench"))
+    from long_documents import build
+
+    source = tmp_path / "drcd"
+    source.mkdir()
+    passages = [{"id": f"{a}-{i}", "title": a, "text": f"{a}的第{i}段。"} for a in ("长江", "黄河") for i in (1, 2, 3)]
+    questions = [{"qid": f"x{i}", "question": f"问题{i}", "gold_ids": [p["id"]], "answers": []}
+                 for i, p in enumerate(passages)]
+    for name, rows in (("passages", passages), ("questions", questions)):
+        (source / f"{name}.jsonl").write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows),
+                                              encoding="utf-8")
+    assert build(source, tmp_path / "docs")["documents"] == 2
+    articles = _rows(tmp_path / "docs/passages.jsonl")
+    assert [a["text"] for a in articles] == ["长江的第1段。\n\n长江的第2段。\n\n长江的第3段。",
+                                             "黄河的第1段。\n\n黄河的第2段。\n\n黄河的第3段。"]
+    loaded = ev.load_benchmark(tmp_path / "docs")
+    assert [q.gold_ids for q in loaded] == [(articles[0]["id"],)] * 3 + [(articles[1]["id"],)] * 3
+    assert [q.split for q in loaded] == [split_of(p["id"]) for p in passages]
 
 
 def test_eval_on_test_split_never_asks_a_dev_question(monkeypatch, tmp_path):

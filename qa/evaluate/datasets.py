@@ -140,7 +140,19 @@ def load_benchmark(folder: Path, limit: int | None = None) -> list[Question]:
         rows = [rows[int(i * step)] for i in range(limit)]
     return [Question(qid=str(r["qid"]), question=r["question"], gold_ids=tuple(map(str, r["gold_ids"])),
                      answers=tuple(r.get("answers", ())), type=r.get("split", ""), lang="zh",
-                     split=split_of(str(r["gold_ids"][0]))) for r in rows]
+                     split=_part(r)) for r in rows]
+
+
+def _part(row: dict) -> str:
+    """The question's part: its own "part" field where the folder fixes one (a pool rebuilt from
+    another set keeps that set's parts), else by its first gold passage, so that the questions of
+    one passage never sit on both sides."""
+    part = row.get("part")
+    if part is None:
+        return split_of(str(row["gold_ids"][0]))
+    if part not in ("dev", "test"):
+        raise QAError(f"question {row.get('qid')!r}: \"part\" must be \"dev\" or \"test\", not {part!r}")
+    return part
 
 
 def merge_pools(folders: Sequence[Path], target: Path) -> Path:
