@@ -419,10 +419,11 @@ def cmd_eval(args: argparse.Namespace) -> int:
         index_dir = args.index or Path("index") / f"bench-{name}"
         pool = (args.benchmark[0] / "passages.jsonl" if len(args.benchmark) == 1
                 else ev.merge_pools(args.benchmark, Path("index") / f"bench-{name}.passages.jsonl"))
+        questions = [q for b in args.benchmark for q in ev.load_benchmark(b, args.limit)]
+        ev.check_gold_in_pool(questions, pool)  # before the index is built: a data error is found in seconds
         started = time.perf_counter()
         pipe = _with_rerank(Pipeline.open(index_dir, Corpus(pool, "pool"), progress=True), args)
         index_seconds = time.perf_counter() - started
-        questions = [q for b in args.benchmark for q in ev.load_benchmark(b, args.limit)]
     else:
         name = "feedback" if args.feedback else (
             "labelled" if args.questions == DEFAULT_QUESTIONS else args.questions.stem)

@@ -100,6 +100,25 @@ def test_benchmark_eval_end_to_end_and_compare(tmp_path, capsys):
     assert "fixed (now rank 1): 1" in text and "b1: 3 -> 1" in text
 
 
+@pytest.mark.parametrize("line, message", [
+    ({"qid": "x", "question": "问"}, "question 2: missing gold_ids"),
+    ({"qid": "x", "question": "问", "gold_ids": "b1"}, "question 2: gold_ids must be a non-empty list"),
+    ({"qid": "x", "question": " ", "gold_ids": ["b1"]}, "question 2: the question is empty"),
+    ({"qid": "x", "question": "问", "gold_ids": ["no-such-passage"]}, "1 of 2 questions name no passage"),
+])
+def test_a_bad_benchmark_question_is_a_clear_error_before_any_index_is_built(tmp_path, capsys, line, message):
+    folder = tmp_path / "bench"
+    folder.mkdir()
+    (folder / "passages.jsonl").write_bytes((BENCH / "passages.jsonl").read_bytes())
+    first = (BENCH / "questions.jsonl").read_text(encoding="utf-8").splitlines()[0]
+    (folder / "questions.jsonl").write_text(first + "\n" + json.dumps(line, ensure_ascii=False) + "\n",
+                                            encoding="utf-8")
+    index = tmp_path / "idx"
+    assert main(["eval", "--benchmark", str(folder), "--index", str(index), "--out", str(tmp_path / "r")]) == 2
+    assert message in capsys.readouterr().err
+    assert not index.exists()
+
+
 def test_compare_reports_broken_questions():
     row = {"qid": "q1", "question": "问", "rank": 1}
     old = {"modes": {"hybrid": {"metrics": {"recall@1": 1.0}}}, "per_question": {"hybrid": [row]}}

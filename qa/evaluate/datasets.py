@@ -134,13 +134,34 @@ def load_benchmark(folder: Path, limit: int | None = None) -> list[Question]:
     Args:
         limit: keep an evenly spread subset of this many questions (for quick runs).
     """
-    rows = _read_jsonl(Path(folder) / "questions.jsonl")
+    path = Path(folder) / "questions.jsonl"
+    rows = _read_jsonl(path)
+    for n, row in enumerate(rows, 1):
+        _check_benchmark_row(row, f"{path}: question {n}")
     if limit and limit < len(rows):
         step = len(rows) / limit
         rows = [rows[int(i * step)] for i in range(limit)]
     return [Question(qid=str(r["qid"]), question=r["question"], gold_ids=tuple(map(str, r["gold_ids"])),
                      answers=tuple(r.get("answers", ())), type=r.get("split", ""), lang="zh",
                      split=_part(r)) for r in rows]
+
+
+def _check_benchmark_row(row, where: str) -> None:
+    """A clear error for a question line the layout does not allow (a judge's own set, say)."""
+    if not isinstance(row, dict):
+        raise QAError(f"{where}: not a JSON object")
+    missing = [key for key in ("qid", "question", "gold_ids") if key not in row]
+    if missing:
+        raise QAError(f"{where}: missing {', '.join(missing)} (each line needs qid, question and gold_ids: "
+                      "the ids of the passages in passages.jsonl that answer it)")
+    if not isinstance(row["question"], str) or not row["question"].strip():
+        raise QAError(f"{where}: the question is empty or not text")
+    gold = row["gold_ids"]
+    if not isinstance(gold, list) or not gold:
+        raise QAError(f"{where}: gold_ids must be a non-empty list of passage ids")
+    answers = row.get("answers", [])
+    if not isinstance(answers, list) or not all(isinstance(a, str) for a in answers):
+        raise QAError(f"{where}: answers must be a list of strings")
 
 
 def _part(row: dict) -> str:
@@ -153,6 +174,17 @@ def _part(row: dict) -> str:
     if part not in ("dev", "test"):
         raise QAError(f"question {row.get('qid')!r}: \"part\" must be \"dev\" or \"test\", not {part!r}")
     return part
+
+
+def check_gold_in_pool(questions: Sequence[Question], pool: Path) -> None:
+    """Raise GoldMissing when a question's gold passages are none of the pool's ids: such a
+    question could only ever score zero, which reads as a retrieval failure, not a data error."""
+    ids = {str(row.get("id")) for row in _read_jsonl(pool) if isinstance(row, dict)}
+    orphans = [q for q in questions if not ids.intersection(q.gold_ids)]
+    if orphans:
+        shown = ", ".join(f"{q.qid} ({', '.join(q.gold_ids[:3])})" for q in orphans[:5])
+        raise GoldMissing(f"{len(orphans)} of {len(questions)} questions name no passage of {pool}: {shown}"
+                          f"{' …' if len(orphans) > 5 else ''}; check that gold_ids use the passages' \"id\" values")
 
 
 def merge_pools(folders: Sequence[Path], target: Path) -> Path:
