@@ -53,6 +53,7 @@ FEATURES = (
     "wants_number", "quantities",                  # the question asks how many / how much; numbers in the clause
     "wants_time", "dates",                         # the question asks when; dates in the clause
     "wants_source",                                # the question asks who issued, wrote or signed (a card's fields)
+    "asked", "asked_gap",                          # share of the characters around the question word in the clause
 )
 
 _NUMBER = re.compile(r"\d+(?:\.\d+)?")
@@ -68,11 +69,26 @@ _WANTS_TIME = re.compile(r"何时|什么时候|哪一?年|哪一?天|哪一?月|
 _WANTS_SOURCE = re.compile(r"发布|印发|发文|落款|签发|文号|作者|记者|拍摄|摄影|谁拍|哪个部门|哪些部门|哪家单位|来源|出处|"
                            r"\b(?:published|issued|author|agency|signed|photograph)", re.IGNORECASE)
 _QUANTITY = re.compile(r"\d+(?:[.,]\d+)*\s*[%‰]?|[零〇一二两三四五六七八九十百千万亿]+(?=[个家名项次人岁位种条所座户台件元倍%])")
+# The words next to a Chinese question word say what is asked ("又被称作什么": 称; "在哪里出生": 出生):
+# the clause that answers repeats them more often than a clause that only shares the topic's words.
+_QUESTION_WORD = re.compile(r"什么|哪些|哪个|哪一|哪里|哪儿|哪|谁|几|多少|何|怎么|怎样|如何|为什么|为何")
+_FUNCTION_CHARS = frozenset("的是了被在有和与及为把将也又都就还所之其这那个一些么吗呢")
 _DATE = re.compile(r"\d{1,4}\s*[年月日]|[〇零一二三四五六七八九十]{2,4}年|[一二三四五六七八九十]{1,3}[月日]|世纪|年代|公元")
 
 
 def _bigrams(text: str) -> set[str]:
     return {run[i:i + 2] for run in _CJK.findall(text) for i in range(len(run) - 1)}
+
+
+def _asked(question: str) -> set[str]:
+    """The content characters just around each question word: three before it, two after."""
+    chars: set[str] = set()
+    for match in _QUESTION_WORD.finditer(question):
+        keep = [c for c in question[max(0, match.start() - 4):match.start()]
+                if c not in _FUNCTION_CHARS and _CJK.match(c)]
+        after = [c for c in question[match.end():match.end() + 3] if c not in _FUNCTION_CHARS and _CJK.match(c)]
+        chars.update(keep[-3:] + after[:2])
+    return chars
 
 
 def _share(needles, haystack: str) -> float:
@@ -131,6 +147,7 @@ def features(question: str, clauses: Sequence[Clause], fused: np.ndarray, dense:
     wants_number = 1.0 if _WANTS_NUMBER.search(question) else 0.0
     wants_time = 1.0 if _WANTS_TIME.search(question) else 0.0
     wants_source = 1.0 if _WANTS_SOURCE.search(question) else 0.0
+    asked = _asked(question)
     for i, clause in enumerate(clauses):
         heading = " ".join(clause.heading)
         rows[i, 11] = _share(words, clause.text)
@@ -148,6 +165,8 @@ def features(question: str, clauses: Sequence[Clause], fused: np.ndarray, dense:
         rows[i, 23] = wants_time
         rows[i, 24] = math.log1p(len(_DATE.findall(clause.text)))
         rows[i, 25] = wants_source
+        rows[i, 26] = _share(asked, clause.text)
+    rows[:, 27] = rows[:, 26] - rows[:, 26].max() if n else 0.0
     return rows
 
 
