@@ -60,7 +60,7 @@ reranker: setup
 # the learned ranker, trained on the dev parts only -> qa/models/ranker.{txt,json} (~10 min with built indexes);
 # also judges the newest feature groups by leaving each out (stopping part and 5-fold cross-validation)
 # -> bench/results/ranker-features.json
-WITHOUT := asked,asked_gap;doc_share,doc_gap;wants_number,quantities,wants_time,dates,wants_source
+WITHOUT := asked,asked_gap;doc_share,doc_gap
 ranker: setup
 	$(VENV)/bin/python bench/train_ranker.py --limit 0 --cv 5 --without "$(WITHOUT)"
 

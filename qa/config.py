@@ -89,4 +89,4 @@ class SearchConfig:
     # much the ranker's score still counts; chosen on dev questions that neither the ranker nor the
     # cross-encoder was fitted on (bench/results/cross-unseen.json)
     cross_depth: int = 3
-    cross_weight: float = 1.0
+    cross_weight: float = 4.0

@@ -50,30 +50,16 @@ FEATURES = (
     "card",                                        # a document's metadata card
     "latin",                                       # share of Latin letters in the question (English questions)
     "doc_share", "doc_gap",                        # share of the candidates from the clause's passage; its best's gap
-    "wants_number", "quantities",                  # the question asks how many / how much; numbers in the clause
-    "wants_time", "dates",                         # the question asks when; dates in the clause
-    "wants_source",                                # the question asks who issued, wrote or signed (a card's fields)
     "asked", "asked_gap",                          # share of the characters around the question word in the clause
 )
 
 _NUMBER = re.compile(r"\d+(?:\.\d+)?")
 _CJK = re.compile(r"[\u3400-\u9fff]+")
 _LATIN = re.compile(r"[A-Za-z]")
-# What the question asks for, and whether a clause holds that kind of thing: a question that asks
-# "how many" is answered by the clause with a number in it, not by the one that repeats its words.
-_WANTS_NUMBER = re.compile(r"多少|几(?!乎|何|经)|数量|比例|比重|百分之|占比|多大|多长|多高|多重|多远|多久|多深|多宽|"
-                           r"how (?:many|much|long|large|big|old|far|high)|what (?:percentage|proportion|share|number)",
-                           re.IGNORECASE)
-_WANTS_TIME = re.compile(r"何时|什么时候|哪一?年|哪一?天|哪一?月|几月|几号|几年|日期|年份|时间是|"
-                         r"\bwhen\b|what (?:year|date|day|month|time)", re.IGNORECASE)
-_WANTS_SOURCE = re.compile(r"发布|印发|发文|落款|签发|文号|作者|记者|拍摄|摄影|谁拍|哪个部门|哪些部门|哪家单位|来源|出处|"
-                           r"\b(?:published|issued|author|agency|signed|photograph)", re.IGNORECASE)
-_QUANTITY = re.compile(r"\d+(?:[.,]\d+)*\s*[%‰]?|[零〇一二两三四五六七八九十百千万亿]+(?=[个家名项次人岁位种条所座户台件元倍%])")
 # The words next to a Chinese question word say what is asked ("又被称作什么": 称; "在哪里出生": 出生):
 # the clause that answers repeats them more often than a clause that only shares the topic's words.
 _QUESTION_WORD = re.compile(r"什么|哪些|哪个|哪一|哪里|哪儿|哪|谁|几|多少|何|怎么|怎样|如何|为什么|为何")
 _FUNCTION_CHARS = frozenset("的是了被在有和与及为把将也又都就还所之其这那个一些么吗呢")
-_DATE = re.compile(r"\d{1,4}\s*[年月日]|[〇零一二三四五六七八九十]{2,4}年|[一二三四五六七八九十]{1,3}[月日]|世纪|年代|公元")
 
 
 def _bigrams(text: str) -> set[str]:
@@ -144,9 +130,6 @@ def features(question: str, clauses: Sequence[Clause], fused: np.ndarray, dense:
         best_of[passage] = max(best_of.get(passage, -math.inf), float(score))
         count[passage] = count.get(passage, 0) + 1
     top_fused = float(fused.max()) if n else 0.0
-    wants_number = 1.0 if _WANTS_NUMBER.search(question) else 0.0
-    wants_time = 1.0 if _WANTS_TIME.search(question) else 0.0
-    wants_source = 1.0 if _WANTS_SOURCE.search(question) else 0.0
     asked = _asked(question)
     for i, clause in enumerate(clauses):
         heading = " ".join(clause.heading)
@@ -160,13 +143,8 @@ def features(question: str, clauses: Sequence[Clause], fused: np.ndarray, dense:
         rows[i, 18] = latin
         rows[i, 19] = count[passages[i]] / n
         rows[i, 20] = top_fused - best_of[passages[i]]
-        rows[i, 21] = wants_number
-        rows[i, 22] = math.log1p(len(_QUANTITY.findall(clause.text)))
-        rows[i, 23] = wants_time
-        rows[i, 24] = math.log1p(len(_DATE.findall(clause.text)))
-        rows[i, 25] = wants_source
-        rows[i, 26] = _share(asked, clause.text)
-    rows[:, 27] = rows[:, 26] - rows[:, 26].max() if n else 0.0
+        rows[i, 21] = _share(asked, clause.text)
+    rows[:, 22] = rows[:, 21] - rows[:, 21].max() if n else 0.0
     return rows
 
 
