@@ -28,21 +28,25 @@ def many_pages_pdf(path: Path, pages: int = 5000) -> Path:
     return path
 
 
-def slow_pdf(path: Path, operations: int = 3_000_000) -> Path:
-    """One page whose compressed content stream (~100 KB) holds millions of text-drawing
-    operations: pypdf reads ~13,000 a second on this machine, so about four minutes."""
+def slow_pdf(path: Path, operations: int = 3_000_000, per_page: int = 200_000) -> Path:
+    """Pages that share one compressed content stream (~15 KB in all) of text-drawing operations:
+    pypdf reads ~30,000 a second, so minutes in all. Each page stays under the work limit that
+    pypdf 7.1 puts on one stream (2,000,000 tokens), so it is the reading time that must be cut
+    short, not pypdf that refuses the file."""
     from pypdf import PdfWriter
     from pypdf.generic import DecodedStreamObject, DictionaryObject, NameObject
 
     writer = PdfWriter()
-    page = writer.add_blank_page(612, 792)
     font = DictionaryObject({NameObject("/Type"): NameObject("/Font"), NameObject("/Subtype"): NameObject("/Type1"),
                              NameObject("/BaseFont"): NameObject("/Helvetica")})
     fonts = DictionaryObject({NameObject("/F1"): writer._add_object(font)})
-    page[NameObject("/Resources")] = DictionaryObject({NameObject("/Font"): fonts})
     content = DecodedStreamObject()
-    content.set_data(b"BT /F1 12 Tf " + b"1 0 0 1 10 10 Tm (a) Tj " * operations + b"ET")
-    page[NameObject("/Contents")] = writer._add_object(content.flate_encode())
+    content.set_data(b"BT /F1 12 Tf " + b"1 0 0 1 10 10 Tm (a) Tj " * per_page + b"ET")
+    shared = writer._add_object(content.flate_encode())
+    for _ in range(max(1, operations // per_page)):
+        page = writer.add_blank_page(612, 792)
+        page[NameObject("/Resources")] = DictionaryObject({NameObject("/Font"): fonts})
+        page[NameObject("/Contents")] = shared
     with open(path, "wb") as handle:
         writer.write(handle)
     return path
