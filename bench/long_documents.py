@@ -51,18 +51,18 @@ def build(source: Path, target: Path) -> dict[str, int]:
         articles.setdefault(doc_id, {"id": doc_id, "title": passage["title"], "parts": []})["parts"].append(
             passage["text"])
         article_of[str(passage["id"])] = doc_id
+    texts = {doc_id: "\n\n".join(a["parts"]) for doc_id, a in articles.items()}
     target.mkdir(parents=True, exist_ok=True)
     with open(target / "passages.jsonl", "w", encoding="utf-8") as out:
-        for a in articles.values():
-            out.write(json.dumps({"id": a["id"], "title": a["title"], "text": "\n\n".join(a["parts"])},
-                                 ensure_ascii=False) + "\n")
+        for doc_id, a in articles.items():
+            out.write(json.dumps({"id": doc_id, "title": a["title"], "text": texts[doc_id]}, ensure_ascii=False) + "\n")
     questions = _rows(source / "questions.jsonl")
     with open(target / "questions.jsonl", "w", encoding="utf-8") as out:
         for q in questions:
             gold = sorted({article_of[str(g)] for g in q["gold_ids"]})
             out.write(json.dumps({**q, "gold_ids": gold, "part": split_of(str(q["gold_ids"][0]))},
                                  ensure_ascii=False) + "\n")
-    lengths = sorted(len("\n\n".join(a["parts"])) for a in articles.values())
+    lengths = sorted(len(text) for text in texts.values())
     return {"documents": len(articles), "questions": len(questions), "median_chars": lengths[len(lengths) // 2],
             "max_chars": lengths[-1]}
 

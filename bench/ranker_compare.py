@@ -41,7 +41,8 @@ def accuracy(folder: Path, reuse: bool, reranks: list[str]) -> dict:
     for name in SETS:
         row = {}
         for rerank in reranks:
-            args, out_dir = [*SETS[name], "--modes", "hybrid", "--split", "test", "--rerank", rerank], folder / f"ev-{name}-{rerank}"
+            args = [*SETS[name], "--modes", "hybrid", "--split", "test", "--rerank", rerank]
+            out_dir = folder / f"ev-{name}-{rerank}"
             report = qa_eval(args, out_dir, reuse)
             row[rerank] = figures(report["modes"]["hybrid"], METRICS)
             row["questions"] = report["questions"]

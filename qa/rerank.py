@@ -68,12 +68,13 @@ def _bigrams(text: str) -> set[str]:
 
 def _asked(question: str) -> set[str]:
     """The content characters just around each question word: three before it, two after."""
+    def content(text: str) -> list[str]:
+        return [c for c in text if c not in _FUNCTION_CHARS and _CJK.match(c)]
+
     chars: set[str] = set()
     for match in _QUESTION_WORD.finditer(question):
-        keep = [c for c in question[max(0, match.start() - 4):match.start()]
-                if c not in _FUNCTION_CHARS and _CJK.match(c)]
-        after = [c for c in question[match.end():match.end() + 3] if c not in _FUNCTION_CHARS and _CJK.match(c)]
-        chars.update(keep[-3:] + after[:2])
+        before, after = question[max(0, match.start() - 4):match.start()], question[match.end():match.end() + 3]
+        chars.update(content(before)[-3:] + content(after)[:2])
     return chars
 
 

@@ -162,18 +162,15 @@ def _check_benchmark_row(row, where: str) -> None:
     answers = row.get("answers", [])
     if not isinstance(answers, list) or not all(isinstance(a, str) for a in answers):
         raise QAError(f"{where}: answers must be a list of strings")
+    if row.get("part", "dev") not in ("dev", "test"):
+        raise QAError(f"{where} ({row['qid']!r}): \"part\" must be \"dev\" or \"test\", not {row['part']!r}")
 
 
 def _part(row: dict) -> str:
     """The question's part: its own "part" field where the folder fixes one (a pool rebuilt from
     another set keeps that set's parts), else by its first gold passage, so that the questions of
-    one passage never sit on both sides."""
-    part = row.get("part")
-    if part is None:
-        return split_of(str(row["gold_ids"][0]))
-    if part not in ("dev", "test"):
-        raise QAError(f"question {row.get('qid')!r}: \"part\" must be \"dev\" or \"test\", not {part!r}")
-    return part
+    one passage never sit on both sides (``_check_benchmark_row`` has checked the field)."""
+    return row.get("part") or split_of(str(row["gold_ids"][0]))
 
 
 def check_gold_in_pool(questions: Sequence[Question], pool: Path) -> None:
