@@ -33,35 +33,29 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from measure import figures, machine, qa_eval  # noqa: E402
 
+from qa import jsonl  # noqa: E402
 from qa.evaluate.splits import split_of  # noqa: E402
 
 METRICS = ("recall@1", "recall@5", "mrr@10", "answer@1")
-
-
-def _rows(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
 def build(source: Path, target: Path) -> dict[str, int]:
     """Write ``target``/passages.jsonl (one document per article) and questions.jsonl."""
     articles: dict[str, dict] = {}
     article_of: dict[str, str] = {}
-    for passage in _rows(source / "passages.jsonl"):
+    for passage in jsonl.read(source / "passages.jsonl"):
         doc_id = "article-" + hashlib.sha256(passage["title"].encode("utf-8")).hexdigest()[:12]
         articles.setdefault(doc_id, {"id": doc_id, "title": passage["title"], "parts": []})["parts"].append(
             passage["text"])
         article_of[str(passage["id"])] = doc_id
     texts = {doc_id: "\n\n".join(a["parts"]) for doc_id, a in articles.items()}
     target.mkdir(parents=True, exist_ok=True)
-    with open(target / "passages.jsonl", "w", encoding="utf-8") as out:
-        for doc_id, a in articles.items():
-            out.write(json.dumps({"id": doc_id, "title": a["title"], "text": texts[doc_id]}, ensure_ascii=False) + "\n")
-    questions = _rows(source / "questions.jsonl")
-    with open(target / "questions.jsonl", "w", encoding="utf-8") as out:
-        for q in questions:
-            gold = sorted({article_of[str(g)] for g in q["gold_ids"]})
-            out.write(json.dumps({**q, "gold_ids": gold, "part": split_of(str(q["gold_ids"][0]))},
-                                 ensure_ascii=False) + "\n")
+    jsonl.write(target / "passages.jsonl",
+                ({"id": doc_id, "title": a["title"], "text": texts[doc_id]} for doc_id, a in articles.items()))
+    questions = jsonl.read(source / "questions.jsonl")
+    jsonl.write(target / "questions.jsonl",
+                ({**q, "gold_ids": sorted({article_of[str(g)] for g in q["gold_ids"]}),
+                  "part": split_of(str(q["gold_ids"][0]))} for q in questions))
     lengths = sorted(len(text) for text in texts.values())
     return {"documents": len(articles), "questions": len(questions), "median_chars": lengths[len(lengths) // 2],
             "max_chars": lengths[-1]}

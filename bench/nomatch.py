@@ -34,7 +34,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 from measure import machine  # noqa: E402
 from tune import collection  # noqa: E402
 
-from qa import evaluate as ev  # noqa: E402
+from qa import evaluate as ev, jsonl  # noqa: E402
 from qa.pipeline import Pipeline, cache_for  # noqa: E402
 
 WEIGHTS = [round(w, 3) for w in np.arange(0.0, 2.0001, 0.025)]
@@ -59,8 +59,7 @@ def question_sets(shared: Path, split: str, limit: int, docs: Pipeline) -> dict[
     documents = list(docs.index.documents.values())
     own = [q.question for path in ("docs/eval/questions.jsonl", "docs/eval/reading.jsonl")
            for q in ev.select(ev.load_labelled(ROOT / path, documents), split)]
-    rows = [json.loads(line) for line in (ROOT / "docs/eval/offtopic.jsonl").read_text(encoding="utf-8").splitlines()
-            if line.strip()]
+    rows = jsonl.read(ROOT / "docs/eval/offtopic.jsonl")
     sets = {"answerable: labelled over docs": ("docs", own),
             "off-topic: offtopic.jsonl over docs": ("docs", [r["question"] for r in rows
                                                              if ev.split_of(r["qid"]) == split])}

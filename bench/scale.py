@@ -30,7 +30,9 @@ EF_SEARCHES = (48, 96, 192, 384)
 
 def questions(path: Path, n: int, warmup: int) -> tuple[list[str], list[str]]:
     """(warm-up questions, measured questions) from a questions.jsonl: the first ``warmup``, then ``n``."""
-    rows = [json.loads(line)["question"] for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    from qa import jsonl
+
+    rows = [row["question"] for row in jsonl.read(path)]
     return rows[:warmup], rows[warmup:warmup + n]
 
 

@@ -25,7 +25,6 @@ update compacts everything into one segment.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import time
@@ -37,7 +36,7 @@ from typing import Any, Callable, Union
 
 import numpy as np
 
-from . import __version__, cards, crosslingual, sections, store
+from . import __version__, cards, crosslingual, jsonl, sections, store
 from .backends import payload
 from . import tokenize as tok
 from .clauses import chunk, refers_back
@@ -318,7 +317,7 @@ class Index:
                                 f"this version reads format {FORMAT_VERSION}; rebuild with: qa index")
         store.verify(folder, manifest, hashes=verify)
         try:
-            documents = [Document.from_json(d) for d in _read_jsonl(folder / "documents.jsonl")]
+            documents = [Document.from_json(d) for d in jsonl.read(folder / "documents.jsonl")]
             segments = [Segment.load(folder / "segments" / n) for n in manifest["segments"]]
             deleted = np.load(folder / "deleted.npy", allow_pickle=False)
             sparse = SparseIndex.load(folder, [s.folder for s in segments], deleted)
@@ -491,7 +490,7 @@ def _manifest(config: IndexConfig, encoder: Encoder, corpus: dict[str, Any], doc
 
 def _write_common(folder: Path, documents: Sequence[Document], dense: DenseIndex, sparse: SparseIndex,
                   lexicon: crosslingual.Lexicon) -> None:
-    _write_jsonl(folder / "documents.jsonl", (d.to_json() for d in documents))
+    jsonl.write(folder / "documents.jsonl", (d.to_json() for d in documents))
     if isinstance(dense, DenseIndex):
         dense.save(folder)
     store.checkpoint("dense-written")
@@ -540,14 +539,3 @@ def _embed(encoder: Encoder, texts: list[str], cache: EmbeddingCache | None, pro
                 progress(done, len(texts))
 
         return encode_passages(encoder, texts, cache, progress=advance)
-
-
-def _write_jsonl(path: Path, rows) -> None:
-    with open(path, "w", encoding="utf-8") as handle:
-        for row in rows:
-            handle.write(json.dumps(row, ensure_ascii=False) + "\n")
-
-
-def _read_jsonl(path: Path) -> list[dict[str, Any]]:
-    with open(path, encoding="utf-8") as handle:
-        return [json.loads(line) for line in handle if line.strip()]

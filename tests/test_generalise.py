@@ -9,16 +9,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from qa import evaluate as ev
+from qa import evaluate as ev, jsonl
 from qa.errors import QAError
 from qa.evaluate.splits import split_of
 
 ROOT = Path(__file__).resolve().parents[1]
 SETS = [ROOT / "docs/eval/questions.jsonl", ROOT / "docs/eval/reading.jsonl"]
-
-
-def _rows(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
 # -- the split ------------------------------------------------------------------------------
@@ -76,7 +72,7 @@ def test_the_long_document_pool_joins_paragraphs_into_articles_and_keeps_their_p
         (source / f"{name}.jsonl").write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows),
                                               encoding="utf-8")
     assert build(source, tmp_path / "docs")["documents"] == 2
-    articles = _rows(tmp_path / "docs/passages.jsonl")
+    articles = jsonl.read(tmp_path / "docs/passages.jsonl")
     assert [a["text"] for a in articles] == ["长江的第1段。\n\n长江的第2段。\n\n长江的第3段。",
                                              "黄河的第1段。\n\n黄河的第2段。\n\n黄河的第3段。"]
     loaded = ev.load_benchmark(tmp_path / "docs")
@@ -103,10 +99,10 @@ def test_eval_on_test_split_never_asks_a_dev_question(monkeypatch, tmp_path):
     code = main(["eval", "--index", str(tmp_path / "index/main"), "--docs", str(tmp_path / "docs"), "--split", "test",
                  "--questions", str(SETS[1]), "--modes", "bm25", "--out", str(tmp_path / "out")])
     assert code == 0
-    rows = _rows(SETS[1])
+    rows = jsonl.read(SETS[1])
     dev = {r["question"] for r in rows if split_of(r["qid"]) == "dev"}
     test = {r["question"] for r in rows if split_of(r["qid"]) == "test"}
-    offtopic = _rows(ROOT / "docs/eval/offtopic.jsonl")
+    offtopic = jsonl.read(ROOT / "docs/eval/offtopic.jsonl")
     dev |= {r["question"] for r in offtopic if split_of(r["qid"]) == "dev"}
     assert asked and test <= set(asked)
     assert not dev & set(asked)
@@ -244,7 +240,7 @@ def test_the_shipped_no_match_line_refuses_on_dev_what_its_result_file_records(p
     recorded = json.loads((ROOT / "bench/results/nomatch.json").read_text(encoding="utf-8"))
     documents = list(pipeline.index.documents.values())
     answerable = [q.question for path in SETS for q in ev.select(ev.load_labelled(path, documents), "dev")]
-    offtopic = [r["question"] for r in _rows(ROOT / "docs/eval/offtopic.jsonl") if split_of(r["qid"]) == "dev"]
+    offtopic = [r["question"] for r in jsonl.read(ROOT / "docs/eval/offtopic.jsonl") if split_of(r["qid"]) == "dev"]
     weight, floor = recorded["chosen"]["coverage_weight"], recorded["chosen"]["floor"]
     for group, questions in (("answerable: labelled over docs", answerable),
                              ("off-topic: offtopic.jsonl over docs", offtopic)):

@@ -6,11 +6,11 @@ to the chunker; the quotes are resolved to character offsets when the set is loa
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .. import jsonl
 from ..errors import QAError
 from ..types import Document
 from .splits import split_of
@@ -55,19 +55,6 @@ class Question:
     extra: dict = field(default_factory=dict, compare=False)
 
 
-def _read_jsonl(path: Path) -> list[dict]:
-    if not path.exists():
-        raise QAError(f"{path}: no such file")
-    rows = []
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if line.strip():
-            try:
-                rows.append(json.loads(line))
-            except ValueError as exc:
-                raise QAError(f"{path}:{n}: not JSON ({exc})") from exc
-    return rows
-
-
 def resolve_quote(quote: str, source: str, documents: Iterable[Document]) -> list[GoldSpan]:
     """Every place the quote occurs in the documents that came from file ``source``."""
     spans = []
@@ -104,7 +91,7 @@ def load_labelled(path: Path, documents: Sequence[Document]) -> list[Question]:
             breaks labels fails loudly instead of silently lowering the scores.
     """
     questions, missing = [], []
-    for row in _read_jsonl(path):
+    for row in jsonl.read(path):
         spans: list[GoldSpan] = []
         cards: list[str] = []
         for gold in row.get("gold", []):
@@ -135,7 +122,7 @@ def load_benchmark(folder: Path, limit: int | None = None) -> list[Question]:
         limit: keep an evenly spread subset of this many questions (for quick runs).
     """
     path = Path(folder) / "questions.jsonl"
-    rows = _read_jsonl(path)
+    rows = jsonl.read(path)
     for n, row in enumerate(rows, 1):
         _check_benchmark_row(row, f"{path}: question {n}")
     if limit and limit < len(rows):
@@ -176,7 +163,7 @@ def _part(row: dict) -> str:
 def check_gold_in_pool(questions: Sequence[Question], pool: Path) -> None:
     """Raise GoldMissing when a question's gold passages are none of the pool's ids: such a
     question could only ever score zero, which reads as a retrieval failure, not a data error."""
-    ids = {str(row.get("id")) for row in _read_jsonl(pool) if isinstance(row, dict)}
+    ids = {str(row.get("id")) for row in jsonl.read(pool) if isinstance(row, dict)}
     orphans = [q for q in questions if not ids.intersection(q.gold_ids)]
     if orphans:
         shown = ", ".join(f"{q.qid} ({', '.join(q.gold_ids[:3])})" for q in orphans[:5])
