@@ -22,7 +22,8 @@ lack the named groups of features, and records them beside the full one on the s
 and, with ``--cv K``, by K-fold cross-validation over all dev questions (each scored by a model
 that never saw it; the stopping fifth holds only 7 reading and 16 labelled questions, so one of
 them moves its weighted figure by a few thousandths): how features were judged before they were
-kept (bench/results/ranker-features.json). Those models are judged in parallel processes.
+kept (bench/results/ranker-features.json); ``--unconstrained`` also judges the model fitted without
+the monotone constraints (``RISING``/``FALLING``). Those models are judged in parallel processes.
 LightGBM runs single-threaded with ``deterministic``, so the same data give the same model. Writes qa/models/ranker.txt, its card
 qa/models/ranker.json (sha256, features, parameters, data, the stopping part's figures) and
 bench/results/ranker-train.json.
@@ -55,6 +56,15 @@ from tune import dev_sets  # noqa: E402
 PARAMS = {"objective": "lambdarank", "metric": "ndcg", "eval_at": [1, 3, 10], "learning_rate": 0.05,
           "num_leaves": 15, "min_data_in_leaf": 20, "feature_fraction": 0.9, "lambdarank_truncation_level": 10,
           "num_threads": 1, "deterministic": True, "force_row_wise": True, "seed": 0, "verbosity": -1}
+#: Features along which a candidate's score may only rise (or only fall): a clause that matches more of the
+#: question, all else equal, never ranks lower. Without these LightGBM also learns dips that fit a few dev
+#: questions; with them it scored better on the stopping part and under cross-validation
+#: (bench/results/ranker-features.json, "unconstrained").
+RISING = ("fused", "fused_gap", "dense", "dense_norm", "bm25", "bm25_norm", "section_dense", "section_bm25_norm",
+          "coverage", "bigrams", "heading_bigrams", "numbers", "asked", "asked_gap")
+FALLING = ("fused_rank", "dense_rank", "bm25_rank")
+PARAMS["monotone_constraints"] = [1 if f in RISING else -1 if f in FALLING else 0 for f in rerank.FEATURES]
+PARAMS["monotone_constraints_method"] = "advanced"
 MAX_TREES = 600
 SEED = "qa-ranker-stop-1"
 
@@ -121,11 +131,11 @@ def dataset(groups: list[dict], weights: dict[str, float]):
                             feature_name=list(rerank.FEATURES), free_raw_data=False)
 
 
-def fit(groups: list[dict], weights: dict[str, float], trees: int):
+def fit(groups: list[dict], weights: dict[str, float], trees: int, params: dict = PARAMS):
     """A LambdaRank booster of ``trees`` trees on ``groups`` (deterministic: one thread, fixed seed)."""
     import lightgbm
 
-    return lightgbm.train(PARAMS, dataset(groups, weights), num_boost_round=trees)
+    return lightgbm.train(params, dataset(groups, weights), num_boost_round=trees)
 
 
 def stopping_part(qid: str) -> bool:
@@ -158,9 +168,10 @@ def without(groups: list[dict], names: list[str]) -> list[dict]:
     return out
 
 
-def stop_on(fitting: list[dict], stop: list[dict], weights: dict[str, float]) -> tuple[int, dict, dict]:
+def stop_on(fitting: list[dict], stop: list[dict], weights: dict[str, float],
+            params: dict = PARAMS) -> tuple[int, dict, dict]:
     """(trees, weighted MRR@10 by trees, per-set MRR@10 at those trees) of a model fitted on ``fitting``."""
-    booster = fit(fitting, weights, MAX_TREES)
+    booster = fit(fitting, weights, MAX_TREES, params)
     curve = {}
     for trees in range(25, MAX_TREES + 1, 25):
         curve[trees] = per_set(stop, [booster.predict(g["x"], num_iteration=trees) for g in stop])["weighted"]
@@ -168,7 +179,8 @@ def stop_on(fitting: list[dict], stop: list[dict], weights: dict[str, float]) ->
     return best, curve, per_set(stop, [booster.predict(g["x"], num_iteration=best) for g in stop])
 
 
-def cross_validated(groups: list[dict], weights: dict[str, float], trees: int, folds: int) -> dict:
+def cross_validated(groups: list[dict], weights: dict[str, float], trees: int, folds: int,
+                    params: dict = PARAMS) -> dict:
     """Per-set and weighted MRR@10 when every dev question is scored by a model fitted on the
     other folds: a steadier judge of a feature group than the stopping fifth alone, whose few
     questions of our own sets move the weighted figure by thousandths each."""
@@ -177,7 +189,7 @@ def cross_validated(groups: list[dict], weights: dict[str, float], trees: int, f
 
     scores: list = [None] * len(groups)
     for k in range(folds):
-        booster = fit([g for g in groups if fold(g["qid"]) != k], weights, trees)
+        booster = fit([g for g in groups if fold(g["qid"]) != k], weights, trees, params)
         for i, g in enumerate(groups):
             if fold(g["qid"]) == k:
                 scores[i] = booster.predict(g["x"])
@@ -187,13 +199,15 @@ def cross_validated(groups: list[dict], weights: dict[str, float], trees: int, f
 _JUDGED: dict = {}  # what the judging processes read: set before they fork, so the groups are not pickled
 
 
-def assess(names: list[str]) -> dict:
-    """The model lacking ``names`` (none: all features), on the stopping part and cross-validated."""
+def assess(job: tuple[list[str], dict]) -> dict:
+    """The model lacking the named features (none: all) and fitted with the given parameters, on the
+    stopping part and cross-validated."""
+    names, params = job
     fitting, stop, groups, weights, folds = (_JUDGED[k] for k in ("fitting", "stop", "groups", "weights", "folds"))
-    trees, curve, scores = stop_on(without(fitting, names), without(stop, names), weights)
+    trees, curve, scores = stop_on(without(fitting, names), without(stop, names), weights, params)
     out = {"trees": trees, "curve": curve, "learned_mrr@10": scores}
     if folds:
-        out["cross_validated_mrr@10"] = cross_validated(without(groups, names), weights, trees, folds)
+        out["cross_validated_mrr@10"] = cross_validated(without(groups, names), weights, trees, folds, params)
     return out
 
 
@@ -210,6 +224,8 @@ def main() -> int:
     parser.add_argument("--without", default="", metavar="NAME,...[;NAME,...]",
                         help="also judge, on the stopping part, a model lacking each ';'-separated group of "
                              "features (writes bench/results/ranker-features.json)")
+    parser.add_argument("--unconstrained", action="store_true",
+                        help="with --without: also judge the model fitted without the monotone constraints")
     parser.add_argument("--cv", type=int, default=0, metavar="K",
                         help="with --without: also judge each model by K-fold cross-validation over all dev questions")
     args = parser.parse_args()
@@ -227,20 +243,29 @@ def main() -> int:
     stop = [g for g in groups if stopping_part(g["qid"])]
     fused = [-np.arange(len(g["y"]), dtype=np.float64) for g in stop]  # the fused order as given
     groups_lacking = [part.split(",") for part in args.without.split(";")] if args.without else []
+    free = {k: v for k, v in PARAMS.items() if not k.startswith("monotone")}
+    jobs = [([], PARAMS)] + [(names, PARAMS) for names in groups_lacking] + (
+        [([], free)] if args.without and args.unconstrained else [])
     _JUDGED.update(fitting=fitting, stop=stop, groups=groups, weights=weights, folds=args.cv)
     # one process per model judged (each fit is single-threaded and deterministic, so this only saves time)
-    with ProcessPoolExecutor(max_workers=max(1, min(1 + len(groups_lacking), len(os.sched_getaffinity(0)))),
+    with ProcessPoolExecutor(max_workers=max(1, min(len(jobs), len(os.sched_getaffinity(0)))),
                              mp_context=multiprocessing.get_context("fork")) as pool:
-        judged = list(pool.map(assess, [[], *groups_lacking]))
+        judged = list(pool.map(assess, jobs))
     best, curve, learned = judged[0]["trees"], judged[0]["curve"], judged[0]["learned_mrr@10"]
     if args.without:
         keep = ("trees", "learned_mrr@10", "cross_validated_mrr@10")
-        lacking = {",".join(names): {k: j[k] for k in keep if k in j} for names, j in zip(groups_lacking, judged[1:])}
+        lacking = {",".join(names): {k: j[k] for k in keep if k in j}
+                   for names, j in zip(groups_lacking, judged[1:1 + len(groups_lacking)])}
         ablation = {"command": "python bench/train_ranker.py " + " ".join(sys.argv[1:]),
                     "date": time.strftime("%Y-%m-%d %H:%M:%S %z"), "questions": len(stop),
                     "dev_questions": len(groups), "folds": args.cv,
                     "fused_mrr@10": per_set(stop, fused),
+                    # what the cross-validated figures compare with: the fused order over all dev questions
+                    "fused_all_dev_mrr@10": per_set(groups, [-np.arange(len(g["y"]), dtype=np.float64)
+                                                             for g in groups]),
                     "all_features": {k: judged[0][k] for k in keep if k in judged[0]}, "without": lacking}
+        if len(judged) > 1 + len(groups_lacking):
+            ablation["unconstrained"] = {k: judged[-1][k] for k in keep if k in judged[-1]}
         (ROOT / "bench/results/ranker-features.json").write_text(
             json.dumps(ablation, indent=1, ensure_ascii=False), encoding="utf-8")
         print(json.dumps(ablation), flush=True)

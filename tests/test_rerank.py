@@ -188,3 +188,22 @@ def test_the_shipped_features_are_the_ones_judged_on_the_held_back_part():
     assert shipped == {"trees": card["trees"], "learned_mrr@10": card["stopping_part"]["learned_mrr@10"]}
     for group in judged["without"]:
         assert set(group.split(",")) <= set(card["features"])
+
+
+def test_the_shipped_model_never_ranks_a_clause_lower_for_matching_the_question_better(pipeline):
+    """The monotone constraints the model was trained with (bench/train_ranker.py RISING/FALLING)
+    hold on real candidate rows: raising a "more is better" feature never lowers the score,
+    raising a rank never raises it."""
+    import train_ranker
+
+    card = json.loads(rerank.CARD.read_text(encoding="utf-8"))
+    assert card["params"]["monotone_constraints"] == train_ranker.PARAMS["monotone_constraints"]
+    ranker = rerank.shipped()
+    rows = np.concatenate([x for _, x in pipeline.rerank_inputs(QUESTIONS)])
+    for name, sign in [(f, 1) for f in train_ranker.RISING] + [(f, -1) for f in train_ranker.FALLING]:
+        column = rerank.FEATURES.index(name)
+        spread = max(1e-3, float(np.ptp(rows[:, column])))
+        for step in (0.1, 0.5, 1.0):
+            moved = rows.copy()
+            moved[:, column] += step * spread
+            assert (sign * (ranker.scores(moved) - ranker.scores(rows)) >= -1e-9).all(), name
