@@ -247,10 +247,12 @@ def main() -> int:
     jobs = [([], PARAMS)] + [(names, PARAMS) for names in groups_lacking] + (
         [([], free)] if args.without and args.unconstrained else [])
     _JUDGED.update(fitting=fitting, stop=stop, groups=groups, weights=weights, folds=args.cv)
-    # one process per model judged (each fit is single-threaded and deterministic, so this only saves time)
-    with ProcessPoolExecutor(max_workers=max(1, min(len(jobs), len(os.sched_getaffinity(0)))),
-                             mp_context=multiprocessing.get_context("fork")) as pool:
-        judged = list(pool.map(assess, jobs))
+    if len(jobs) == 1:
+        judged = [assess(jobs[0])]
+    else:  # one process per model judged (each fit is single-threaded and deterministic: this only saves time)
+        with ProcessPoolExecutor(max_workers=min(len(jobs), len(os.sched_getaffinity(0))),
+                                 mp_context=multiprocessing.get_context("fork")) as pool:
+            judged = list(pool.map(assess, jobs))
     best, curve, learned = judged[0]["trees"], judged[0]["curve"], judged[0]["learned_mrr@10"]
     if args.without:
         keep = ("trees", "learned_mrr@10", "cross_validated_mrr@10")
