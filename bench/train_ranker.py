@@ -48,7 +48,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from qa import rerank  # noqa: E402
+from qa import jsonl, rerank  # noqa: E402
 from qa.evaluate.metrics import GOLD, answer_in_top, judge  # noqa: E402
 from qa.pipeline import Pipeline  # noqa: E402
 from tune import dev_sets  # noqa: E402
@@ -106,9 +106,10 @@ def feedback_set(path: Path) -> tuple:
     rows = ev.feedback_to_labels(path, documents)
     if not rows:
         raise SystemExit(f"{path}: no accepted 👍 votes for clauses of the documents in docs/")
-    with tempfile.NamedTemporaryFile("w", suffix=".jsonl", encoding="utf-8", delete=False) as f:
-        f.write("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
-    return "feedback", ROOT / "index/main", corpus, ev.load_labelled(Path(f.name), documents)
+    with tempfile.NamedTemporaryFile(suffix=".jsonl", delete=False) as f:
+        labels = Path(f.name)
+    jsonl.write(labels, rows)
+    return "feedback", ROOT / "index/main", corpus, ev.load_labelled(labels, documents)
 
 
 def mrr(groups: list[dict], scores: list[np.ndarray]) -> float:

@@ -47,6 +47,8 @@ def xquad_pool(xquad: Path, folder: Path) -> list[dict]:
 
     Each question: {"qid", "question", "gold", "answers"}; the English twin has the same gold.
     """
+    from qa import jsonl
+
     zh = json.loads((xquad / "xquad.zh.json").read_text(encoding="utf-8"))["data"]
     en = {qa["id"]: qa["question"] for article in json.loads((xquad / "xquad.en.json").read_text(encoding="utf-8"))["data"]
           for paragraph in article["paragraphs"] for qa in paragraph["qas"]}
@@ -62,9 +64,7 @@ def xquad_pool(xquad: Path, folder: Path) -> list[dict]:
                         questions.append({"qid": f"{qa['id']}-{lang}", "question": text.strip(), "gold": pid,
                                           "answers": answers})
     folder.mkdir(parents=True, exist_ok=True)
-    with open(folder / "passages.jsonl", "w", encoding="utf-8") as out:
-        for passage in passages:
-            out.write(json.dumps(passage, ensure_ascii=False) + "\n")
+    jsonl.write(folder / "passages.jsonl", passages)
     return questions
 
 

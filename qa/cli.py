@@ -21,6 +21,7 @@ os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 warnings.filterwarnings("ignore", message="pkg_resources is deprecated")  # jieba and milvus-lite import it
 
+from . import jsonl  # noqa: E402
 from .config import IndexConfig, SearchConfig  # noqa: E402
 from .encoders import DEFAULT as DEFAULT_ENCODER  # noqa: E402
 from .encoders.device import DEVICE_ENV, DEVICES  # noqa: E402
@@ -447,7 +448,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
                               f"(an editor accepts votes in the Evaluate tab, or: qa feedback accept ID)")
             args.questions = (args.out or Path("reports") / name) / "questions.jsonl"
             args.questions.parent.mkdir(parents=True, exist_ok=True)
-            args.questions.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+            jsonl.write(args.questions, rows)
             print(f"{len(rows)} labelled questions from feedback -> {args.questions}")
         questions = ev.load_labelled(args.questions, documents)
         if args.check:
