@@ -42,17 +42,20 @@ DEPTHS = (3, 5)
 SPLITS = 5
 
 
+def with_stage(learned: np.ndarray, logits: np.ndarray, depth: int, weight: float) -> np.ndarray:
+    """One question's scores once the stage has read the ranker's best ``depth`` (``logits`` holds
+    the logits of its best ``max(DEPTHS)``, best first)."""
+    top = np.argsort(-learned, kind="stable")[:depth]
+    return cross.blend(learned, top, logits[:depth], weight)
+
+
 def chosen_elsewhere(unseen: list[dict], learned: list, logits: list, settings: list[tuple[int, float]]) -> dict:
     """The stage with its setting chosen on one half of the unseen questions and scored on the other
     (both ways, for ``SPLITS`` seeded halvings), against the ranker alone on the same halves: the
     grid's best is chosen on the questions it is scored on, so its margin over the ranker is
     flattered by the choice; this one is not."""
     def blended(depth: int, weight: float, idx: list[int]) -> list:
-        out = []
-        for i in idx:
-            top = np.argsort(-learned[i], kind="stable")[:depth]
-            out.append(cross.blend(learned[i], top, logits[i][:depth], weight))
-        return out
+        return [with_stage(learned[i], logits[i], depth, weight) for i in idx]
 
     def objective(idx: list[int], scores: list) -> float:
         return per_set([unseen[i] for i in idx], scores)["weighted"]
@@ -107,10 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     for name in logits:
         for depth in DEPTHS:
             for weight in WEIGHTS:
-                scores = []
-                for g, s, judged in zip(unseen, learned, logits[name]):
-                    top = np.argsort(-s, kind="stable")[:depth]  # judged holds the logits of the best max(DEPTHS)
-                    scores.append(cross.blend(s, top, judged[:depth], weight))
+                scores = [with_stage(s, judged, depth, weight) for s, judged in zip(learned, logits[name])]
                 mrr = per_set(unseen, scores)
                 cost = tuning["latency_ms"][f"{name}@{depth}"]["p50_ms"]
                 grid.append({"variant": name, "depth": depth, "weight": weight, "mrr": mrr, "objective": mrr["weighted"],
