@@ -51,10 +51,10 @@ def test_benchmark_questions_of_one_passage_stay_together(tmp_path):
 def test_a_benchmark_folder_may_fix_each_questions_part(tmp_path):
     rows = [{"qid": f"q{i}", "question": f"问题{i}", "gold_ids": ["A"], "answers": [], "part": part}
             for i, part in enumerate(("dev", "test", "test"))]
-    (tmp_path / "questions.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    jsonl.write(tmp_path / "questions.jsonl", rows)
     assert [q.split for q in ev.load_benchmark(tmp_path)] == ["dev", "test", "test"]
     rows[1]["part"] = "train"
-    (tmp_path / "questions.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    jsonl.write(tmp_path / "questions.jsonl", rows)
     with pytest.raises(QAError, match="q1.*train"):
         ev.load_benchmark(tmp_path)
 
@@ -69,8 +69,7 @@ def test_the_long_document_pool_joins_paragraphs_into_articles_and_keeps_their_p
     questions = [{"qid": f"x{i}", "question": f"问题{i}", "gold_ids": [p["id"]], "answers": []}
                  for i, p in enumerate(passages)]
     for name, rows in (("passages", passages), ("questions", questions)):
-        (source / f"{name}.jsonl").write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows),
-                                              encoding="utf-8")
+        jsonl.write(source / f"{name}.jsonl", rows)
     assert build(source, tmp_path / "docs")["documents"] == 2
     articles = jsonl.read(tmp_path / "docs/passages.jsonl")
     assert [a["text"] for a in articles] == ["长江的第1段。\n\n长江的第2段。\n\n长江的第3段。",

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from qa import rerank
+from qa import jsonl, rerank
 from qa.errors import QAError
 from qa.types import Clause
 
@@ -146,8 +146,7 @@ def test_the_pipeline_reorders_only_the_fused_top_and_off_keeps_the_fused_order(
 def test_retraining_on_a_small_fixed_set_is_deterministic(pipeline):
     import train_ranker
 
-    questions = [json.loads(line)["question"] for line in
-                 (ROOT / "docs/eval/questions.jsonl").read_text(encoding="utf-8").splitlines()[:24]]
+    questions = [row["question"] for row in jsonl.read(ROOT / "docs/eval/questions.jsonl")[:24]]
     groups = []
     for i, (rows, x) in enumerate(pipeline.rerank_inputs(questions)):
         # labels from a fixed rule, so the test needs no gold: the clause with the most question bigrams
