@@ -228,7 +228,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--groups", type=Path, required=True)
     p.add_argument("--model", type=Path, default=None, help="the bundled sentence-transformers folder (or a packed copy)")
     p.add_argument("--out", type=Path, required=True)
-    p.add_argument("--layers", type=int, default=6)
+    p.add_argument("--layers", type=int, default=12)
     p.add_argument("--epochs", type=int, default=3)
     p.add_argument("--lr", type=float, default=3e-4)
     p.add_argument("--rank", type=int, default=16)
