@@ -51,8 +51,9 @@ encoder: setup
 
 # the cross-encoder second stage -> qa/models/cross-policy, as shipped (qa/models/cross-policy/card.json):
 # groups mined by our retriever (~5 min), the float16 base cut to their word pieces (what the shipped
-# adapter was trained over), then training: ~70 s on a GPU (DEVICE=cuda), hours on 2 CPU cores;
-# chosen on dev by bench/cross_tune.py and bench/cross_unseen.py
+# adapter was trained over), then training: ~70 s on a GPU (DEVICE=cuda), hours on 2 CPU cores (a
+# checkpoint every 20 steps: stopped, the same command goes on from it); chosen on dev by
+# bench/cross_tune.py and bench/cross_unseen.py
 DEVICE ?= cpu
 reranker: setup
 	$(VENV)/bin/python bench/train_reranker.py mine --xquad $(XQUAD) --out bench/.cache/reranker-groups.json
@@ -60,7 +61,7 @@ reranker: setup
 		--out bench/.cache/reranker-model
 	$(VENV)/bin/python bench/train_reranker.py train --groups bench/.cache/reranker-groups.json \
 		--model bench/.cache/reranker-model --out qa/models/cross-policy --layers 12 --epochs 3 --batch 16 \
-		--device $(DEVICE)
+		--device $(DEVICE) --checkpoint bench/.cache/reranker-checkpoint.pt
 
 # the learned ranker, trained on the dev parts only -> qa/models/ranker.{txt,json} (~10 min with built indexes);
 # also judges the newest feature groups by leaving each out, and the monotone constraints by dropping them

@@ -2,7 +2,8 @@
 
     .venv/bin/python bench/train_reranker.py mine --xquad DIR --out bench/.cache/reranker-groups.json \
         [--feedback index/feedback.jsonl]    # a site's own reviewed votes as extra groups
-    .venv/bin/python bench/train_reranker.py train --groups FILE --out qa/models/cross-policy [--device cuda]
+    .venv/bin/python bench/train_reranker.py train --groups FILE --out qa/models/cross-policy [--device cuda] \
+        [--checkpoint FILE]                  # hours on a CPU: stopped, the same command goes on from FILE
     .venv/bin/python bench/train_reranker.py pack --groups FILE --out .travel/model   # for a GPU machine
 
 Data: XQuAD (google-deepmind/xquad, CC BY-SA 4.0), as for the encoder (bench/train_encoder.py):
@@ -127,9 +128,59 @@ def feedback_groups(path: Path, pipe) -> tuple[list[dict], dict]:
     return groups, {"feedback_groups": len(groups), "feedback_down_votes_without_up": left_out}
 
 
+def plan(n: int, epochs: int, batch: int, seed: int) -> list[list[int]]:
+    """Every step's groups, in training order: each epoch shuffles the previous epoch's order again."""
+    rng = random.Random(seed)
+    order, steps = list(range(n)), []
+    for _ in range(epochs):
+        rng.shuffle(order)
+        steps += [order[begin:begin + batch] for begin in range(0, n, batch)]
+    return steps
+
+
+def digest(groups: list[dict]) -> str:
+    """What a checkpoint records of its training data, so that it is never resumed on other groups."""
+    import hashlib
+
+    return hashlib.sha256(json.dumps(groups, ensure_ascii=False, sort_keys=True).encode("utf-8")).hexdigest()
+
+
+def save_checkpoint(path: Path, state: dict) -> None:
+    """Written whole or not at all: a stop while writing leaves the previous checkpoint."""
+    import torch
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".partial")
+    torch.save(state, partial)
+    partial.replace(path)
+
+
+def load_checkpoint(path: Path, settings: dict) -> dict:
+    """The checkpoint at ``path``, refused unless it was written by a run with the same ``settings``."""
+    import torch
+
+    try:
+        state = torch.load(path, weights_only=True)
+    except Exception as error:  # truncated or not a checkpoint: say which file, never train from scratch silently
+        raise SystemExit(f"{path}: not a readable checkpoint ({type(error).__name__}); delete it to start over") from None
+    if state.get("settings") != settings:
+        theirs = state.get("settings") or {}
+        differ = sorted(k for k in set(settings) | set(theirs) if settings.get(k) != theirs.get(k))
+        raise SystemExit(f"{path}: a checkpoint of another run (it differs in {', '.join(differ)}); "
+                         "run the same command as before, or delete it to start over")
+    return state
+
+
 def train(groups: list[dict], model_dir: Path, out: Path, layers: int, epochs: int, lr: float, rank: int,
-          batch: int, seed: int, device: str, command: str) -> dict:
-    """Fit the LoRA adapter and the head on ``groups``; write them and their card to ``out``."""
+          batch: int, seed: int, device: str, command: str, checkpoint: Path | None = None, every: int = 20,
+          stop_after: int = 0) -> dict | None:
+    """Fit the LoRA adapter and the head on ``groups``; write them and their card to ``out``.
+
+    With ``checkpoint``, the run's whole state (trainable weights, optimiser, schedule, random
+    state, losses) is saved there every ``every`` steps, and a run that finds it goes on from it,
+    to the same weights as a run never stopped. ``stop_after``: leave after that many steps of
+    this run, the checkpoint saved (None is returned; the same command goes on).
+    """
     import torch
     from peft import LoraConfig, get_peft_model
     from tokenizers import Tokenizer
@@ -139,40 +190,66 @@ def train(groups: list[dict], model_dir: Path, out: Path, layers: int, epochs: i
     from train_encoder import save_adapter, step
 
     torch.manual_seed(seed)
-    rng = random.Random(seed)
     torch.use_deterministic_algorithms(True, warn_only=True)
     tokenizer = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
     model = cross.build_model(model_dir, layers, seed=seed).to(device)
     lora = LoraConfig(r=rank, lora_alpha=2 * rank, lora_dropout=0.0, target_modules=list(cross.LORA_TARGETS))
     model.encoder = get_peft_model(model.encoder, lora)
-    trainable = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(trainable, lr=lr)
-    order = list(range(len(groups)))
-    steps = epochs * ((len(order) + batch - 1) // batch)
+    trainable = {name: p for name, p in model.named_parameters() if p.requires_grad}
+    optimizer = torch.optim.AdamW(trainable.values(), lr=lr)
+    batches = plan(len(groups), epochs, batch, seed)
+    steps = len(batches)
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min(1.0, (s + 1) / max(1, steps // 10))
                                                  * max(0.0, (steps - s) / steps))
+    settings = {"groups": digest(groups), "model": str(model_dir), "layers": layers, "epochs": epochs, "lr": lr,
+                "rank": rank, "batch": batch, "seed": seed, "device": device}
+    done, losses, earlier = 0, [], 0.0
+    if checkpoint is not None and checkpoint.exists():
+        state = load_checkpoint(checkpoint, settings)
+        model.load_state_dict(state["trainable"], strict=False)
+        optimizer.load_state_dict(state["optimizer"])
+        schedule.load_state_dict(state["schedule"])
+        torch.set_rng_state(state["torch_rng"])  # the dropout masks go on where they stopped
+        if device.startswith("cuda"):
+            torch.cuda.set_rng_state_all(state["cuda_rng"])
+        done, losses, earlier = state["step"], state["losses"], state["seconds"]
+        print(f"{checkpoint}: going on from step {done} of {steps}", file=sys.stderr)
+
+    def save(at: int) -> None:
+        save_checkpoint(checkpoint, {
+            "settings": settings, "step": at, "losses": losses, "seconds": earlier + time.perf_counter() - started,
+            "trainable": {name: p.detach().cpu() for name, p in trainable.items()},
+            "optimizer": optimizer.state_dict(), "schedule": schedule.state_dict(),
+            "torch_rng": torch.get_rng_state(),
+            "cuda_rng": torch.cuda.get_rng_state_all() if device.startswith("cuda") else []})
+
     width = 1 + NEGATIVES
-    losses, started = [], time.perf_counter()
+    started = time.perf_counter()
     model.train()
-    bar = tqdm(total=steps, desc="training", unit="step", disable=steps < 5)
-    for _ in range(epochs):
-        rng.shuffle(order)
-        for begin in range(0, len(order), batch):
-            chosen = [groups[i] for i in order[begin:begin + batch]]
-            questions, texts, valid = [], [], []
-            for g in chosen:
-                candidates = [g["positive"]] + g["negatives"][:NEGATIVES]
-                valid.append([True] * len(candidates) + [False] * (width - len(candidates)))
-                candidates += [""] * (width - len(candidates))
-                questions += [g["question"]] * width
-                texts += candidates
-            ids, mask = cross.encode_pairs(tokenizer, questions, texts)
-            scores = model(torch.from_numpy(ids).to(device), torch.from_numpy(mask).to(device)).view(len(chosen), width)
-            scores = scores.masked_fill(~torch.tensor(valid, device=device), -1e4)
-            loss = torch.nn.functional.cross_entropy(scores, torch.zeros(len(chosen), dtype=torch.long, device=device))
-            step(optimizer, schedule, loss, losses, bar)
+    bar = tqdm(total=steps, initial=done, desc="training", unit="step", disable=steps < 5)
+    for at in range(done, steps):
+        chosen = [groups[i] for i in batches[at]]
+        questions, texts, valid = [], [], []
+        for g in chosen:
+            candidates = [g["positive"]] + g["negatives"][:NEGATIVES]
+            valid.append([True] * len(candidates) + [False] * (width - len(candidates)))
+            candidates += [""] * (width - len(candidates))
+            questions += [g["question"]] * width
+            texts += candidates
+        ids, mask = cross.encode_pairs(tokenizer, questions, texts)
+        scores = model(torch.from_numpy(ids).to(device), torch.from_numpy(mask).to(device)).view(len(chosen), width)
+        scores = scores.masked_fill(~torch.tensor(valid, device=device), -1e4)
+        loss = torch.nn.functional.cross_entropy(scores, torch.zeros(len(chosen), dtype=torch.long, device=device))
+        step(optimizer, schedule, loss, losses, bar)
+        if checkpoint is not None and at + 1 < steps and ((at + 1) % every == 0 or at + 1 - done == stop_after):
+            save(at + 1)
+        if stop_after and at + 1 - done == stop_after and at + 1 < steps:
+            bar.close()
+            print(f"stopped after step {at + 1} of {steps}; the same command goes on from "
+                  f"{checkpoint or 'the start (no --checkpoint given)'}", file=sys.stderr)
+            return None
     bar.close()
-    seconds = time.perf_counter() - started
+    seconds = earlier + time.perf_counter() - started
     save_adapter(model.encoder, out)  # adapter_config.json, adapter_model.safetensors
     from safetensors.torch import save_file
 
@@ -195,6 +272,8 @@ def train(groups: list[dict], model_dir: Path, out: Path, layers: int, epochs: i
             "loss_last_10": float(np.mean(losses[-10:])),
             "held_out": "bench/results/cross-encoder.json (dev parts: the choice; test parts: the figures)"}
     cross.seal(out, card)
+    if checkpoint is not None:
+        checkpoint.unlink(missing_ok=True)  # finished: the next run starts afresh
     return card
 
 
@@ -236,6 +315,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--limit", type=int, default=0, help="at most this many groups (0: all)")
     p.add_argument("--device", default="cpu")
+    p.add_argument("--checkpoint", type=Path, default=None,
+                   help="save the run's state here every --every steps, and go on from it when it exists")
+    p.add_argument("--every", type=int, default=20, help="steps between checkpoints")
+    p.add_argument("--stop-after", type=int, default=0, help="leave after this many steps, checkpoint saved")
     p = sub.add_parser("pack")
     p.add_argument("--groups", type=Path, required=True)
     p.add_argument("--out", type=Path, required=True)
@@ -262,14 +345,18 @@ def main(argv: list[str] | None = None) -> int:
     else:
         from qa.encoders.e5_convert import default_target
 
+        if args.stop_after and args.checkpoint is None:
+            parser.error("--stop-after needs --checkpoint: where else would the run go on from?")
         groups = load_groups(args.groups)
         if args.limit:
             groups = groups[:args.limit]
         args.out.mkdir(parents=True, exist_ok=True)
         card = train(groups, args.model or default_target(), args.out, args.layers, args.epochs, args.lr, args.rank,
                      args.batch, args.seed, args.device,
-                     "python bench/train_reranker.py " + " ".join(argv or sys.argv[1:]))
-        print(json.dumps(card, indent=1, ensure_ascii=False))
+                     "python bench/train_reranker.py " + " ".join(argv or sys.argv[1:]),
+                     args.checkpoint, args.every, args.stop_after)
+        if card is not None:
+            print(json.dumps(card, indent=1, ensure_ascii=False))
     return 0
 
 

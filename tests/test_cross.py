@@ -135,6 +135,41 @@ def test_mining_and_retraining_on_a_tiny_fixed_set_are_deterministic(tmp_path, t
                                atol=1e-5)
 
 
+@pytest.mark.slow
+def test_a_stopped_training_goes_on_from_its_checkpoint_to_the_same_weights(tmp_path):
+    sys.path.insert(0, str(ROOT / "bench"))
+    import train_reranker
+
+    clauses = ["全区科技型企业总量已达1311家。", "重庆培育技术经纪人2576人次。", "江北区位于长江北岸。", "评定职称224名。"]
+    groups = [{"qid": f"g{i}", "question": q, "positive": clauses[i % 2],
+               "negatives": [c for c in clauses if c != clauses[i % 2]]}
+              for i, q in enumerate(["江北区有多少家科技型企业？", "重庆培育了多少技术经纪人？",
+                                     "How many tech firms does Jiangbei have?", "How many brokers were trained?"])]
+    path = tmp_path / "groups.json"
+    path.write_text(json.dumps({"groups": groups}, ensure_ascii=False), encoding="utf-8")
+    checkpoint = tmp_path / "run.pt"
+
+    def run(out: str, *extra: str) -> int:
+        return train_reranker.main(["train", "--groups", str(path), "--out", str(tmp_path / out), "--layers", "2",
+                                    "--epochs", "3", "--batch", "2", *extra])
+
+    assert run("whole") == 0
+    assert run("stopped", "--checkpoint", str(checkpoint), "--every", "100", "--stop-after", "2") == 0
+    assert checkpoint.exists() and not (tmp_path / "stopped" / cross.CARD).exists()
+    with pytest.raises(SystemExit, match="differs in lr"):  # another run's checkpoint is never resumed
+        run("other", "--checkpoint", str(checkpoint), "--lr", "1e-3")
+    assert run("stopped", "--checkpoint", str(checkpoint), "--every", "100", "--stop-after", "1") == 0
+    assert run("stopped", "--checkpoint", str(checkpoint)) == 0
+    assert not checkpoint.exists()  # finished: nothing left to go on from
+    whole, resumed = (json.loads((tmp_path / out / cross.CARD).read_text(encoding="utf-8")) for out in ("whole", "stopped"))
+    assert resumed["steps"] == whole["steps"] == 6
+    assert resumed["files"] == whole["files"]  # the same adapter and head, byte for byte
+    assert resumed["loss_first_10"] == whole["loss_first_10"]
+    checkpoint.write_bytes(b"not a checkpoint")
+    with pytest.raises(SystemExit, match="not a readable checkpoint"):
+        run("damaged", "--checkpoint", str(checkpoint))
+
+
 def test_reviewed_votes_become_groups_and_unreviewed_ones_do_not(tmp_path, pipeline):
     sys.path.insert(0, str(ROOT / "bench"))
     import train_reranker
