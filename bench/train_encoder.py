@@ -94,6 +94,9 @@ def save_adapter(model, out: Path) -> None:
     config_path = out / "adapter_config.json"
     config = json.loads(config_path.read_text(encoding="utf-8"))
     config["base_model_name_or_path"] = "multilingual-e5-small"
+    # peft writes its set of target modules in the process's hash order: sorted, a retrain writes the same bytes
+    if isinstance(config.get("target_modules"), list):
+        config["target_modules"] = sorted(config["target_modules"])
     config_path.write_text(json.dumps(config, indent=2, sort_keys=True), encoding="utf-8")
 
 

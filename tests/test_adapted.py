@@ -80,3 +80,28 @@ def test_retraining_on_a_tiny_fixed_set_is_deterministic(tmp_path, tiny_xquad):
         cards.append(json.loads((tmp_path / run / "card.json").read_text(encoding="utf-8")))
     assert cards[0]["files"] == cards[1]["files"]  # the same adapter, byte for byte
     assert cards[0]["pairs"] == 4 and cards[0]["loss_first_10"] > 0
+    # peft keeps its target modules in a set, whose order changes from process to process
+    targets = json.loads((tmp_path / "a" / "adapter_config.json").read_text(encoding="utf-8"))["target_modules"]
+    assert targets == sorted(targets)
+
+
+def test_a_retrained_adapter_is_compared_as_data_with_the_shipped_one(adapter_copy):
+    sys.path.insert(0, str(ROOT / "bench"))
+    import encoder_retrain
+    from safetensors.numpy import load_file, save_file
+
+    config_path = adapter_copy / "adapter_config.json"
+    config = json.loads(config_path.read_text(encoding="utf-8"))
+    config["target_modules"] = list(reversed(config["target_modules"]))  # another process's order
+    config_path.write_text(json.dumps(config), encoding="utf-8")
+    same = encoder_retrain.compare_files(adapted.ADAPTER, adapter_copy)
+    assert same["configs_equal_as_data"] and same["max_abs_weight_difference"] == 0.0
+    weights = load_file(str(adapter_copy / "adapter_model.safetensors"))
+    name = sorted(weights)[0]
+    weights[name] = weights[name] + np.float32(1e-3)
+    save_file(weights, str(adapter_copy / "adapter_model.safetensors"))
+    config["r"] = config["r"] * 2
+    config_path.write_text(json.dumps(config), encoding="utf-8")
+    moved = encoder_retrain.compare_files(adapted.ADAPTER, adapter_copy)
+    assert not moved["adapter_model_byte_identical"] and moved["config_keys_that_differ"] == ["r"]
+    assert moved["max_abs_weight_difference"] == pytest.approx(1e-3, rel=1e-2)
