@@ -178,8 +178,8 @@ def train(groups: list[dict], model_dir: Path, out: Path, layers: int, epochs: i
 
     With ``checkpoint``, the run's whole state (trainable weights, optimiser, schedule, random
     state, losses) is saved there every ``every`` steps, and a run that finds it goes on from it,
-    to the same weights as a run never stopped. ``stop_after``: leave after that many steps of
-    this run, the checkpoint saved (None is returned; the same command goes on).
+    to the same weights as a run never stopped. ``stop_after`` (with ``checkpoint``): leave after
+    that many steps of this run, the checkpoint saved (None is returned; the same command goes on).
     """
     import torch
     from peft import LoraConfig, get_peft_model
@@ -241,12 +241,13 @@ def train(groups: list[dict], model_dir: Path, out: Path, layers: int, epochs: i
         scores = scores.masked_fill(~torch.tensor(valid, device=device), -1e4)
         loss = torch.nn.functional.cross_entropy(scores, torch.zeros(len(chosen), dtype=torch.long, device=device))
         step(optimizer, schedule, loss, losses, bar)
-        if checkpoint is not None and at + 1 < steps and ((at + 1) % every == 0 or at + 1 - done == stop_after):
+        stopping = bool(stop_after) and at + 1 - done == stop_after and at + 1 < steps
+        if checkpoint is not None and at + 1 < steps and ((at + 1) % every == 0 or stopping):
             save(at + 1)
-        if stop_after and at + 1 - done == stop_after and at + 1 < steps:
+        if stopping:
             bar.close()
-            print(f"stopped after step {at + 1} of {steps}; the same command goes on from "
-                  f"{checkpoint or 'the start (no --checkpoint given)'}", file=sys.stderr)
+            print(f"stopped after step {at + 1} of {steps}; the same command goes on from {checkpoint}",
+                  file=sys.stderr)
             return None
     bar.close()
     seconds = earlier + time.perf_counter() - started
