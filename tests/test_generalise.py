@@ -59,6 +59,17 @@ def test_a_benchmark_folder_may_fix_each_questions_part(tmp_path):
         ev.load_benchmark(tmp_path)
 
 
+def test_a_labelled_set_may_fix_each_questions_part(tmp_path, real_documents):
+    rows = list(jsonl.read(ROOT / "docs/eval/reading.jsonl"))[:4]
+    hashed = [q.split for q in ev.load_labelled(ROOT / "docs/eval/reading.jsonl", real_documents)[:4]]
+    fixed = ["test" if part == "dev" else "dev" for part in hashed]  # each the other way round
+    jsonl.write(tmp_path / "set.jsonl", [{**row, "part": part} for row, part in zip(rows, fixed)])
+    assert [q.split for q in ev.load_labelled(tmp_path / "set.jsonl", real_documents)] == fixed
+    jsonl.write(tmp_path / "set.jsonl", [{**rows[0], "part": "holdout"}])
+    with pytest.raises(QAError, match=f"{rows[0]['qid']}.*holdout"):
+        ev.load_labelled(tmp_path / "set.jsonl", real_documents)
+
+
 def test_the_long_document_pool_joins_paragraphs_into_articles_and_keeps_their_parts(tmp_path):
     sys.path.insert(0, str(ROOT / "bench"))
     from long_documents import build

@@ -109,7 +109,7 @@ def load_labelled(path: Path, documents: Sequence[Document]) -> list[Question]:
         questions.append(Question(qid=qid, question=row["question"], spans=tuple(spans),
                                   quotes=tuple(g.get("quote") or f"[{g['meta']}]" for g in row.get("gold", [])),
                                   type=row.get("type", ""), lang=row.get("lang", ""), cards=tuple(cards),
-                                  split=split_of(qid)))
+                                  split=fixed_part(row, f"{path}: {qid}") or split_of(qid)))
     if missing:
         raise GoldMissing(f"{len(missing)} gold quote(s) not found in the cleaned documents:\n  " + "\n  ".join(missing))
     return questions
@@ -149,14 +149,21 @@ def _check_benchmark_row(row, where: str) -> None:
     answers = row.get("answers", [])
     if not isinstance(answers, list) or not all(isinstance(a, str) for a in answers):
         raise QAError(f"{where}: answers must be a list of strings")
-    if row.get("part", "dev") not in ("dev", "test"):
-        raise QAError(f"{where} ({row['qid']!r}): \"part\" must be \"dev\" or \"test\", not {row['part']!r}")
+    fixed_part(row, f"{where} ({row['qid']!r})")
+
+
+def fixed_part(row: dict, where: str) -> str | None:
+    """The part a question line fixes for itself ("part": "dev" or "test"; a set kept whole for
+    testing, or a pool rebuilt from another set keeping that set's parts), or None."""
+    part = row.get("part")
+    if part is not None and part not in ("dev", "test"):
+        raise QAError(f"{where}: \"part\" must be \"dev\" or \"test\", not {part!r}")
+    return part
 
 
 def _part(row: dict) -> str:
-    """The question's part: its own "part" field where the folder fixes one (a pool rebuilt from
-    another set keeps that set's parts), else by its first gold passage, so that the questions of
-    one passage never sit on both sides (``_check_benchmark_row`` has checked the field)."""
+    """The question's part: its own "part" field where the folder fixes one, else by its first
+    gold passage, so that the questions of one passage never sit on both sides."""
     return row.get("part") or split_of(str(row["gold_ids"][0]))
 
 
