@@ -78,6 +78,7 @@ accuracy: setup
 	$(VENV)/bin/qa models build
 	$(VENV)/bin/qa eval --split test --passages --out $(RESULTS)/labelled-test
 	$(VENV)/bin/qa eval --questions docs/eval/reading.jsonl --split test --passages --out $(RESULTS)/reading-test
+	$(VENV)/bin/qa eval --questions docs/eval/outside.jsonl --split test --passages --out $(RESULTS)/outside-test
 	$(VENV)/bin/qa eval --benchmark $(SHARED)/benchmarks/cmrc2018 --split test --passages --out $(RESULTS)/cmrc2018-test
 	$(VENV)/bin/qa eval --benchmark $(SHARED)/benchmarks/drcd_zhs --split test --passages --out $(RESULTS)/drcd_zhs-test
 	$(VENV)/bin/qa eval --benchmark $(SHARED)/benchmarks/cmrc2018 --split all --out $(RESULTS)/cmrc2018-all

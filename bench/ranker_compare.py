@@ -6,7 +6,7 @@
     .venv/bin/python bench/ranker_compare.py --reranks learned,cross --out bench/results/cross-encoder.json
 
 Accuracy: ``qa eval ... --modes hybrid --split test --rerank off|learned --out DIR/ev-SET-RERANK`` on our
-two labelled sets and the two public sets. Latency: one process per index (docs/ and the
+three labelled sets and the two public sets. Latency: one process per index (docs/ and the
 cmrc2018 pool), the same questions asked in hybrid mode with the ranker off and on, alternately,
 p50/p99 of ``Pipeline.ask(question, k=10)`` end to end. Writes bench/results/ranker.json.
 """
@@ -30,6 +30,7 @@ SHARED = ROOT.parent / "shared/benchmarks"
 SETS = {
     "labelled": ["--questions", "docs/eval/questions.jsonl"],
     "reading": ["--questions", "docs/eval/reading.jsonl"],
+    "outside": ["--questions", "docs/eval/outside.jsonl"],
     "cmrc2018": ["--benchmark", str(SHARED / "cmrc2018")],
     "drcd_zhs": ["--benchmark", str(SHARED / "drcd_zhs")],
 }

@@ -31,6 +31,11 @@ def test_split_is_stable_and_test_holds_at_least_40_percent(path, real_documents
     assert [split_of(q.qid) for q in questions[::3]] == [q.split for q in questions[::3]]
 
 
+def test_the_outside_set_is_kept_whole_for_testing(real_documents):
+    questions = ev.load_labelled(ROOT / "docs/eval/outside.jsonl", real_documents)  # every gold quote resolves
+    assert len(questions) == 60 and len(ev.select(questions, "test")) == 60 and not ev.select(questions, "dev")
+
+
 def test_split_depends_on_the_seed():
     keys = [f"q{i:03d}" for i in range(200)]
     assert [split_of(k) for k in keys] != [split_of(k, seed="another") for k in keys]
