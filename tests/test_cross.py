@@ -196,3 +196,39 @@ def test_reviewed_votes_become_groups_and_unreviewed_ones_do_not(tmp_path, pipel
     assert group["negatives"][0] == hits[0].clause.text  # the 👎 clause first
     assert hits[1].clause.text not in group["negatives"] and len(group["negatives"]) == train_reranker.NEGATIVES
     assert hits[2].clause.text in group["negatives"]  # an unreviewed 👍 is just another mined clause
+
+
+def test_a_step_taken_in_parts_moves_the_weights_as_the_whole_step_does():
+    """The cross-encoder's CPU training sums the gradients of a step's groups pass by pass
+    (a whole step does not fit in 24 GiB): the update must be the whole step's."""
+    import torch
+
+    sys.path.insert(0, str(ROOT / "bench"))
+    from train_encoder import step
+    from tqdm import tqdm
+
+    torch.manual_seed(0)
+    inputs, targets = torch.randn(8, 5), torch.randint(0, 3, (8,))
+    weights = []
+    for split in ([8], [3, 5], [2, 2, 2, 2]):
+        model = torch.nn.Linear(5, 3)
+        with torch.no_grad():
+            model.weight.copy_(torch.arange(15.0).view(3, 5) / 10)
+            model.bias.zero_()
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.5)
+        schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: 1.0)
+        bounds = np.cumsum([0, *split])
+        losses: list[float] = []
+
+        def part(begin: int, end: int):
+            loss = torch.nn.functional.cross_entropy(model(inputs[begin:end]), targets[begin:end])
+            return loss * ((end - begin) / 8)
+
+        step(optimizer, schedule, losses, tqdm(disable=True),
+             *(lambda b=b, e=e: part(b, e) for b, e in zip(bounds, bounds[1:])))
+        whole = torch.nn.functional.cross_entropy((inputs @ (torch.arange(15.0).view(3, 5) / 10).T), targets)
+        assert losses == [pytest.approx(float(whole), abs=1e-6)]  # the step's loss is the whole batch's
+        weights.append(model.weight.detach().clone())
+    assert not torch.equal(weights[0], torch.arange(15.0).view(3, 5) / 10)  # the step moved them
+    torch.testing.assert_close(weights[1], weights[0], atol=1e-6, rtol=0)
+    torch.testing.assert_close(weights[2], weights[0], atol=1e-6, rtol=0)
