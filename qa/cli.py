@@ -525,10 +525,10 @@ def cmd_models(args: argparse.Namespace) -> int:
     print(f"{graph / onnxrt.GRAPH}\n  the query encoder (onnx:{adapted.NAME}): the same model run by ONNX Runtime")
     from . import cross
 
-    staged = cross.export(force=args.force)
+    staged = cross.export(cross.adapter_folder(), force=args.force)
     print(f"{staged / cross.GRAPH}\n  the cross-encoder stage (--rerank cross): multilingual-e5-small's first "
           f"{json.loads((staged / cross.INFO).read_text(encoding='utf-8'))['layers']} layers with the adapter "
-          f"and head of {cross.ADAPTER}")
+          f"and head of {cross.adapter_folder()}")
     return 0
 
 

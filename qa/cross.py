@@ -34,6 +34,8 @@ from .store import replace_folder, verify_card
 log = logging.getLogger(__name__)
 
 ADAPTER = Path(__file__).resolve().parent / "models" / "cross-policy"
+#: A site's own retrained adapter, kept outside the checkout (``make reranker`` writes over ADAPTER).
+ADAPTER_ENV = "QA_CROSS_ADAPTER"
 HEAD = "head.safetensors"
 CARD = "card.json"
 GRAPH = "cross.onnx"
@@ -253,7 +255,13 @@ class CrossEncoder:
         return self._session.run(None, {"inputs_embeds": vectors, "attention_mask": mask})[0].astype(np.float64)
 
 
+def adapter_folder() -> Path:
+    """The adapter the stage uses: the folder ``QA_CROSS_ADAPTER`` names, else the committed one."""
+    chosen = os.environ.get(ADAPTER_ENV, "").strip()
+    return Path(chosen).expanduser() if chosen else ADAPTER
+
+
 @lru_cache(maxsize=1)
 def shipped() -> CrossEncoder:
-    """The cross-encoder committed under ``qa/models/cross-policy``, loaded once per process."""
-    return CrossEncoder()
+    """The cross-encoder of ``adapter_folder()`` (checked against its card), loaded once per process."""
+    return CrossEncoder(adapter_folder())

@@ -54,6 +54,17 @@ def test_a_damaged_cross_encoder_is_refused_with_the_way_out(adapter_copy, damag
     assert "--rerank learned" in str(info.value) and "bench/train_reranker.py" in str(info.value)
 
 
+def test_a_sites_own_adapter_is_named_by_the_environment_and_checked_like_the_committed_one(adapter_copy,
+                                                                                               monkeypatch):
+    monkeypatch.delenv(cross.ADAPTER_ENV, raising=False)
+    assert cross.adapter_folder() == cross.ADAPTER
+    monkeypatch.setenv(cross.ADAPTER_ENV, str(adapter_copy))
+    assert cross.adapter_folder() == adapter_copy
+    (adapter_copy / cross.HEAD).write_bytes(b"retrained, but not sealed")
+    with pytest.raises(cross.CrossError, match="does not match the sha256"):
+        cross.CrossEncoder(cross.adapter_folder())
+
+
 def test_onnx_scores_agree_with_the_torch_model_and_the_adapter_matters():
     import torch
 
