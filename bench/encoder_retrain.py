@@ -30,15 +30,17 @@ SETS = {"labelled": "docs/eval/questions.jsonl", "reading": "docs/eval/reading.j
 MODES = "hybrid,dense,bm25"
 
 
-def compare_files(shipped: Path, retrained: Path) -> dict:
-    """The configs (target modules as a set: peft writes them in hash order) and the weights."""
+def compare_files(shipped: Path, retrained: Path, weights: tuple[str, ...] = ("adapter_model.safetensors",)) -> dict:
+    """The configs (target modules as a set: peft writes them in hash order) and the weights in
+    the ``weights`` files of both folders."""
     import numpy as np
     from safetensors.numpy import load_file
 
     configs = [json.loads((folder / "adapter_config.json").read_text(encoding="utf-8")) for folder in (shipped, retrained)]
     for config in configs:
         config["target_modules"] = sorted(config.get("target_modules") or [])
-    first, second = (load_file(str(folder / "adapter_model.safetensors")) for folder in (shipped, retrained))
+    first, second = ({f"{name}:{k}": v for name in weights for k, v in load_file(str(folder / name)).items()}
+                     for folder in (shipped, retrained))
     same_names = sorted(first) == sorted(second)
     return {"configs_equal_as_data": configs[0] == configs[1],
             "config_keys_that_differ": sorted(k for k in set(configs[0]) | set(configs[1])
@@ -47,8 +49,7 @@ def compare_files(shipped: Path, retrained: Path) -> dict:
             "max_abs_weight_difference": max(float(np.abs(first[k] - second[k]).max()) for k in first) if same_names
             else None,
             "max_abs_weight": max(float(np.abs(v).max()) for v in first.values()),
-            "adapter_model_byte_identical": (shipped / "adapter_model.safetensors").read_bytes()
-            == (retrained / "adapter_model.safetensors").read_bytes()}
+            "byte_identical": all((shipped / name).read_bytes() == (retrained / name).read_bytes() for name in weights)}
 
 
 def scored(adapter: Path, work: Path, reuse: bool) -> dict:
