@@ -51,7 +51,7 @@ encoder: setup
 
 # the cross-encoder second stage -> qa/models/cross-policy, as shipped (qa/models/cross-policy/card.json):
 # groups mined by our retriever (~5 min), the float16 base cut to their word pieces (what the shipped
-# adapter was trained over), then training: ~70 s on a GPU (DEVICE=cuda), ~2.5 h on 2 CPU cores (a
+# adapter was trained over), then training: ~70 s on a GPU (DEVICE=cuda), hours on 2 CPU cores (a
 # checkpoint every 20 steps: stopped, the same command goes on from it); chosen on dev by
 # bench/cross_tune.py and bench/cross_unseen.py
 DEVICE ?= cpu
