@@ -149,7 +149,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--check", action="store_true", help="only verify that every gold quote is in the documents")
     p.add_argument("--feedback", type=Path, metavar="FEEDBACK.jsonl", help="turn the 👍 votes an editor accepted into labelled "
                    "questions (written to the report folder) and evaluate on them")
-    _rerank_option(p)
+    _ranking_options(p)
     with_remote(p)
     p.set_defaults(func=cmd_eval)
 
@@ -171,7 +171,7 @@ def _parser() -> argparse.ArgumentParser:
                                                             f"(default: {DEFAULT_USERS} if it exists)")
     p.add_argument("--no-auth", action="store_true", help="serve without signing in, also on a network address "
                                                           "(everyone may edit documents)")
-    _rerank_option(p)
+    _ranking_options(p)
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("users", help="add, remove or list the users who may sign in, and their roles")
@@ -200,20 +200,24 @@ def _search_options(p: argparse.ArgumentParser, default_k: int) -> None:
                                                                   "(exact name, as qa docs lists it; repeatable)")
     p.add_argument("--since", default="", help="only documents dated on or after YYYY-MM-DD")
     p.add_argument("--until", default="", help="only documents dated on or before YYYY-MM-DD")
-    _rerank_option(p)
+    _ranking_options(p)
 
 
-def _rerank_option(p: argparse.ArgumentParser) -> None:
+def _ranking_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--rerank", choices=RERANKS, default=None, help="learned: order the fused top candidates "
                    "again with the trained ranker (qa/rerank.py); cross: then its best few again with the "
                    "cross-encoder (qa/cross.py); off: the fused order (default: "
                    f"{SearchConfig.rerank})")
+    p.add_argument("--no-homophones", action="store_true", help="do not also search a likely homophone slip "
+                   "(技术经济人) as the word meant (qa/homophones.py)")
 
 
-def _with_rerank(pipe, args: argparse.Namespace):
-    """``pipe`` with the --rerank choice, if one was given."""
+def _with_ranking(pipe, args: argparse.Namespace):
+    """``pipe`` with the --rerank choice, if one was given, and --no-homophones."""
     if getattr(args, "rerank", None):
         pipe.search_config = replace(pipe.search_config, rerank=args.rerank)
+    if getattr(args, "no_homophones", False):
+        pipe.search_config = replace(pipe.search_config, homophones=False)
     return pipe
 
 
@@ -247,8 +251,8 @@ def open_pipeline(args: argparse.Namespace, rebuild: str = "auto", progress: boo
             from .backends.milvus import INSECURE_ENV
 
             os.environ[INSECURE_ENV] = "1"
-        return _with_rerank(Pipeline.remote(uri, collection), args)
-    return _with_rerank(Pipeline.open(args.index, _corpus(args), rebuild=rebuild, progress=progress), args)
+        return _with_ranking(Pipeline.remote(uri, collection), args)
+    return _with_ranking(Pipeline.open(args.index, _corpus(args), rebuild=rebuild, progress=progress), args)
 
 
 def cmd_index(args: argparse.Namespace) -> int:
@@ -423,7 +427,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         questions = [q for b in args.benchmark for q in ev.load_benchmark(b, args.limit)]
         ev.check_gold_in_pool(questions, pool)  # before the index is built: a data error is found in seconds
         started = time.perf_counter()
-        pipe = _with_rerank(Pipeline.open(index_dir, Corpus(pool, "pool"), progress=True), args)
+        pipe = _with_ranking(Pipeline.open(index_dir, Corpus(pool, "pool"), progress=True), args)
         index_seconds = time.perf_counter() - started
     else:
         name = "feedback" if args.feedback else (
@@ -436,7 +440,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
             pipe = open_pipeline(args)
             documents = corpus.load()[0]  # only to find the gold quotes in
         else:
-            pipe = _with_rerank(Pipeline.open(index_dir, corpus, progress=True), args)
+            pipe = _with_ranking(Pipeline.open(index_dir, corpus, progress=True), args)
             documents = list(pipe.writer.documents.values())
         index_seconds = time.perf_counter() - started
         if args.feedback:

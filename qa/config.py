@@ -72,6 +72,7 @@ class SearchConfig:
             (``qa.rerank``); "cross" also reads its best ``cross_depth`` with the cross-encoder
             (``qa.cross``) and orders them by its logit + ``cross_weight`` x the ranker's score;
             "off" keeps the fused order.
+        homophones: also search a likely homophone slip as the word meant (``qa.homophones``).
     """
 
     fetch_k: int = 100
@@ -90,3 +91,6 @@ class SearchConfig:
     # cross-encoder was fitted on (bench/results/cross-unseen.json)
     cross_depth: int = 3
     cross_weight: float = 4.0
+    # a homophone slip ("技术经济人") is also searched as the word meant (qa.homophones); chosen on
+    # the dev parts with slips typed in (bench/results/homophones.json)
+    homophones: bool = True

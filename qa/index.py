@@ -36,7 +36,7 @@ from typing import Any, Callable, Union
 
 import numpy as np
 
-from . import __version__, cards, crosslingual, jsonl, sections, store
+from . import __version__, cards, crosslingual, homophones, jsonl, sections, store
 from .backends import payload
 from . import tokenize as tok
 from .clauses import chunk, refers_back
@@ -374,19 +374,23 @@ class Index:
     def clauses_at(self, rows: Sequence[int]) -> list[Clause]:
         return [self.clauses[int(r)] for r in rows]
 
-    def lexical(self, question: str, tokens: list[str], sections: bool = False) -> "LocalLexical":
+    def lexical(self, question: str, tokens: list[str], sections: bool = False,
+                corrections: bool = True) -> "LocalLexical":
         """BM25 of the question against every clause (and every section when ``sections``).
 
         English words that are not in the vocabulary are looked up in the dictionary
-        (see ``qa.crosslingual``) and scored as groups of Chinese alternatives.
+        (see ``qa.crosslingual``) and scored as groups of Chinese alternatives; with
+        ``corrections``, so are the words a homophone slip may have meant (``qa.homophones``).
         """
-        query = crosslingual.query_groups(question, tokens, self.sparse, self.lexicon, tok.STOPWORDS)
+        translated = crosslingual.query_groups(question, tokens, self.sparse, self.lexicon, tok.STOPWORDS)
+        found = homophones.slips(question, self.sparse) if corrections else []
+        query = homophones.extend(translated, tokens, self.sparse, found)
         clause = self.sparse.scores(tokens) if query is None else self.sparse.structured_scores(query)
         section = None
         if sections:
             section = (self.section_bm25.scores(tokens) if query is None
                        else self.section_bm25.structured_scores(query))
-        return LocalLexical(self, clause, section, query is not None)
+        return LocalLexical(self, clause, section, translated is not None, tuple(found))
 
     def coverage(self, question: str) -> float:
         """Share of the question's information (stop words aside) carried by words that occur in
@@ -415,8 +419,9 @@ class LocalLexical:
     """BM25 of one question over a local index: every row's score, every section's."""
 
     def __init__(self, index: Index, scores: np.ndarray, section_scores: np.ndarray | None,
-                 translated: bool) -> None:
+                 translated: bool, slips: tuple[homophones.Slip, ...] = ()) -> None:
         self.index, self.scores, self.section_scores, self.translated = index, scores, section_scores, translated
+        self.slips = slips
 
     def top(self, k: int, allowed: np.ndarray | None = None) -> list[Candidate]:
         """Top-k clauses by BM25, best first (rows scoring 0 left out)."""
@@ -436,7 +441,7 @@ class LocalLexical:
         section = (None if self.section_scores is None or other.section_scores is None
                    else self.section_scores + weight * other.section_scores)
         return LocalLexical(self.index, self.scores + weight * other.scores, section,
-                            self.translated or other.translated)
+                            self.translated or other.translated, self.slips)
 
 
 def coverage(question: str, vocabulary, lexicon: crosslingual.Lexicon) -> float:

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from . import cross, rerank
+from . import cross, homophones, rerank
 from . import tokenize as tok
 from .config import IndexConfig, SearchConfig
 from .encoders import Encoder, describe, load_encoder, normalize_rows
@@ -261,8 +261,10 @@ class Pipeline:
 
     def warm_up(self) -> None:
         """Pay now what the first question would: jieba's dictionary, the English lexicon, the
-        query encoder's first run (about 0.6 s in a fresh process)."""
+        homophone table, the query encoder's first run (about 0.6 s in a fresh process)."""
         self.ask("预热 warm up", k=1)
+        if self.search_config.homophones:
+            homophones.load()
 
     # -- asking -------------------------------------------------------------------------
 
@@ -346,16 +348,20 @@ class Pipeline:
         out = []
         for i, (text, notes) in enumerate(prepared):
             vector = vectors[i] if vectors is not None else None
-            lexical = index.lexical(text, tok.tokenize(text), sections) if mode != "dense" else None
+            corrections = self.search_config.homophones
+            lexical = index.lexical(text, tok.tokenize(text), sections, corrections) if mode != "dense" else None
             if earlier:
                 if vector is not None:
                     vector = normalize_rows((vector + CONTEXT_WEIGHT * vectors[len(texts) + i])[None])[0]
                 if lexical is not None:
-                    lexical = lexical.plus(index.lexical(earlier[i], tok.tokenize(earlier[i]), sections),
+                    lexical = lexical.plus(index.lexical(earlier[i], tok.tokenize(earlier[i]), sections, corrections),
                                            CONTEXT_WEIGHT)
                 notes.append(f"追问：结合上一问「{earlier[i][:40]}」检索 (follow-up: searched with the previous question)")
             if lexical is not None and lexical.translated:
                 notes.append("英文词已通过词典译为中文参与关键词检索 (English words were looked up in CC-CEDICT for BM25)")
+            if lexical is not None and lexical.slips:
+                meant = "；".join(f"{typed}→{'/'.join(words)}" for typed, words in lexical.slips)
+                notes.append(f"疑似同音错字，也按 {meant} 检索 (a likely homophone slip was also searched as the word meant)")
             out.append(Query(text, notes, vector, lexical))
         return out
 

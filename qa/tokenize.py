@@ -18,6 +18,7 @@ import math
 import re
 import threading
 import unicodedata
+from collections.abc import Iterator
 from pathlib import Path
 
 NAME = "jieba-bigram"
@@ -99,6 +100,26 @@ def words(text: str) -> list[str]:
     """The words of ``text`` (jieba), stop words and punctuation left out, no bigrams."""
     return [t for t in (w.strip() for w in _tokenizer().lcut(normalize(text)))
             if t and t not in STOPWORDS and any(ch.isalnum() for ch in t)]
+
+
+def cut(text: str) -> list[str]:
+    """Every jieba word of the normalised ``text``, in order: stop words, punctuation and spaces kept."""
+    return _tokenizer().lcut(normalize(text))
+
+
+def frequency(word: str) -> int:
+    """``word``'s count in jieba's dictionary (0: not a word of its own there)."""
+    return _tokenizer().FREQ.get(word) or 0
+
+
+def in_dictionary(word: str) -> bool:
+    """Whether jieba's dictionary holds ``word`` as a word of its own."""
+    return frequency(word) > 0
+
+
+def dictionary_words() -> Iterator[str]:
+    """The words of jieba's dictionary (those it only keeps as prefixes of longer words left out)."""
+    return (word for word, freq in _tokenizer().FREQ.items() if freq)
 
 
 def specificity(word: str) -> float:

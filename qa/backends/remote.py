@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from .. import crosslingual
+from .. import crosslingual, homophones
 from .. import tokenize as tok
 from ..config import IndexConfig
 from ..errors import IndexMismatch, QAError, StoreGone
@@ -275,12 +275,15 @@ class RemoteIndex:
         return [[Candidate(int(h["id"]), float(h["distance"]), dense=float(h["distance"])) for h in hits]
                 for hits in results]
 
-    def lexical(self, question: str, tokens: list[str], sections: bool = False) -> "RemoteLexical":
-        query = crosslingual.query_groups(question, tokens, self.vocab, self.lexicon, tok.STOPWORDS)
+    def lexical(self, question: str, tokens: list[str], sections: bool = False,
+                corrections: bool = True) -> "RemoteLexical":
+        translated = crosslingual.query_groups(question, tokens, self.vocab, self.lexicon, tok.STOPWORDS)
+        found = homophones.slips(question, self.vocab) if corrections else []
+        query = homophones.extend(translated, tokens, self.vocab, found)
         groups = query if query is not None else [[[t]] for t in tokens]
         ids = [[[self.vocab[t] for t in alt if t in self.vocab and self.df[self.vocab[t]] > 0] for alt in group]
                for group in groups]
-        return RemoteLexical(self, [(1.0, ids)], sections, query is not None)
+        return RemoteLexical(self, [(1.0, ids)], sections, translated is not None, tuple(found))
 
     def similarities(self, vector: np.ndarray, rows: Sequence[int]) -> np.ndarray:
         data = self.row_data(rows)
@@ -357,8 +360,9 @@ class RemoteLexical:
     store scores them) are computed from the rows' stored weights."""
 
     def __init__(self, index: RemoteIndex, parts: list[tuple[float, list]], sections: bool,
-                 translated: bool) -> None:
+                 translated: bool, slips: tuple[homophones.Slip, ...] = ()) -> None:
         self.index, self.parts, self.with_sections, self.translated = index, parts, sections, translated
+        self.slips = slips
         self._plans: dict[int, tuple[dict[int, float], list]] = {}
 
     def top(self, k: int, where: str | None = None) -> list[Candidate]:
@@ -390,7 +394,8 @@ class RemoteLexical:
 
     def plus(self, other: "RemoteLexical", weight: float) -> "RemoteLexical":
         return RemoteLexical(self.index, self.parts + [(share * weight, groups) for share, groups in other.parts],
-                             self.with_sections and other.with_sections, self.translated or other.translated)
+                             self.with_sections and other.with_sections, self.translated or other.translated,
+                             self.slips)
 
     def _score(self, row: dict[int, float], idf: np.ndarray) -> float:
         plain, choices = self._plan(idf)
