@@ -345,10 +345,10 @@ class Pipeline:
         texts = [p[0] for p in prepared]
         vectors = encode_queries(self.encoder, texts + (earlier or []), self.query_cache) if mode != "bm25" else None
         sections = mode == "hybrid" and self.search_config.fusion == "convex" and self.search_config.section_weight > 0
+        corrections = self.search_config.homophones
         out = []
         for i, (text, notes) in enumerate(prepared):
             vector = vectors[i] if vectors is not None else None
-            corrections = self.search_config.homophones
             lexical = index.lexical(text, tok.tokenize(text), sections, corrections) if mode != "dense" else None
             if earlier:
                 if vector is not None:

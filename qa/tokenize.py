@@ -98,7 +98,7 @@ def full_names(text: str) -> list[str]:
 
 def words(text: str) -> list[str]:
     """The words of ``text`` (jieba), stop words and punctuation left out, no bigrams."""
-    return [t for t in (w.strip() for w in _tokenizer().lcut(normalize(text)))
+    return [t for t in (w.strip() for w in cut(text))
             if t and t not in STOPWORDS and any(ch.isalnum() for ch in t)]
 
 
@@ -125,8 +125,7 @@ def dictionary_words() -> Iterator[str]:
 def specificity(word: str) -> float:
     """How much a word says about a topic: its information in general Chinese, ln(total / (freq + 1))
     by jieba's dictionary frequencies (办理 7.9, 护照 11.6; a word jieba never saw the most)."""
-    jieba = _tokenizer()
-    return math.log(jieba.total / (jieba.FREQ.get(word, 0) + 1))
+    return math.log(_tokenizer().total / (frequency(word) + 1))
 
 
 def describe() -> dict[str, object]:
