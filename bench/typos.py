@@ -27,7 +27,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from measure import figures, machine, qa_eval  # noqa: E402
 
-from qa import jsonl  # noqa: E402
+from qa import homophones, jsonl  # noqa: E402
 from qa import tokenize as tok  # noqa: E402
 from qa.evaluate.splits import split_of  # noqa: E402
 
@@ -38,32 +38,19 @@ METRICS = ("recall@1", "recall@5", "mrr@10", "answer@1")
 _HAN = re.compile(r"[\u4e00-\u9fff]+")
 
 
-def sounds() -> dict[str, list[str]]:
+def sounds() -> dict[str, tuple[str, ...]]:
     """Toneless pinyin -> the characters of common dictionary words with that sound."""
-    from pypinyin import lazy_pinyin
-
-    chars = sorted({ch for word in tok.dictionary_words() if len(word) <= 3 and _frequent(word)
-                    for ch in word if _HAN.fullmatch(ch)})
-    out: dict[str, list[str]] = {}
-    for ch, sound in zip(chars, lazy_pinyin(chars)):
-        out.setdefault(sound, []).append(ch)
-    return out
+    return homophones.sound_table(w for w in tok.dictionary_words() if len(w) <= 3 and tok.frequency(w) > COMMON)
 
 
-def _frequent(word: str) -> bool:
-    return tok.frequency(word) > COMMON
-
-
-def with_slip(question: str, by_sound: dict[str, list[str]], rng: random.Random) -> tuple[str, str] | None:
+def with_slip(question: str, by_sound: dict[str, tuple[str, ...]], rng: random.Random) -> tuple[str, str] | None:
     """``question`` with one homophone slip, and the slip as "word->typed"; None if no word allows one."""
-    from pypinyin import lazy_pinyin
-
     words = [w for w in tok.cut(question) if len(w) >= 2 and _HAN.fullmatch(w) and w not in tok.STOPWORDS
              and tok.in_dictionary(w)]
     rng.shuffle(words)
     for word in words:
         at = rng.randrange(len(word))
-        options = [c for c in by_sound.get(lazy_pinyin(word[at])[0], []) if c != word[at]]
+        options = [c for c in by_sound.get(homophones.sound(word[at]), ()) if c != word[at]]
         rng.shuffle(options)
         for other in options:
             typed = word[:at] + other + word[at + 1:]
@@ -72,7 +59,7 @@ def with_slip(question: str, by_sound: dict[str, list[str]], rng: random.Random)
     return None
 
 
-def typed_set(rows: list[dict], by_sound: dict[str, list[str]], part_of) -> list[dict]:
+def typed_set(rows: list[dict], by_sound: dict[str, tuple[str, ...]], part_of) -> list[dict]:
     rng = random.Random(SEED)
     out = []
     for row in rows:

@@ -19,7 +19,7 @@ clean dev parts, better on the same questions with a slip typed in; measured on 
 from __future__ import annotations
 
 import re
-from collections.abc import Container
+from collections.abc import Container, Iterable
 from functools import lru_cache
 
 from . import tokenize as tok
@@ -34,17 +34,22 @@ _HAN = re.compile(r"[\u4e00-\u9fff]+")
 Slip = tuple[str, list[str]]  # (the stretch as typed, the words it may have meant)
 
 
-@lru_cache(maxsize=1)
-def _by_sound() -> dict[str, tuple[str, ...]]:
-    """Toneless pinyin -> the characters of jieba's dictionary words with that sound (built once a
-    process, about a second; ``load`` pays it ahead)."""
+def sound_table(words: Iterable[str]) -> dict[str, tuple[str, ...]]:
+    """Toneless pinyin -> the Han characters of ``words`` with that sound, in code point order."""
     from pypinyin import lazy_pinyin
 
-    chars = sorted({ch for word in tok.dictionary_words() for ch in word if _HAN.fullmatch(ch)})
+    chars = sorted({ch for word in words for ch in word if _HAN.fullmatch(ch)})
     by_sound: dict[str, list[str]] = {}
-    for ch, sound in zip(chars, lazy_pinyin(chars)):
-        by_sound.setdefault(sound, []).append(ch)
-    return {sound: tuple(group) for sound, group in by_sound.items()}
+    for ch, reading in zip(chars, lazy_pinyin(chars)):
+        by_sound.setdefault(reading, []).append(ch)
+    return {reading: tuple(group) for reading, group in by_sound.items()}
+
+
+@lru_cache(maxsize=1)
+def _by_sound() -> dict[str, tuple[str, ...]]:
+    """The sound table of jieba's dictionary words (built once a process, a fraction of a second;
+    ``load`` pays it ahead)."""
+    return sound_table(tok.dictionary_words())
 
 
 def load() -> None:
@@ -52,7 +57,8 @@ def load() -> None:
     _by_sound()
 
 
-def _sound(ch: str) -> str:
+def sound(ch: str) -> str:
+    """A character's toneless pinyin."""
     from pypinyin import lazy_pinyin
 
     return lazy_pinyin(ch)[0]
@@ -83,7 +89,7 @@ def slips(question: str, known: Container[str]) -> list[Slip]:
             break
         meant: list[str] = []
         for at, ch in enumerate(text):
-            for other in _by_sound().get(_sound(ch), ()):
+            for other in _by_sound().get(sound(ch), ()):
                 word = text[:at] + other + text[at + 1:]
                 if other != ch and word not in meant and tok.in_dictionary(word) and word in known:
                     meant.append(word)
