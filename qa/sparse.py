@@ -181,7 +181,10 @@ class SparseIndex:
         return len(self.live)
 
     def __contains__(self, token: str) -> bool:
-        return token in self.vocab
+        """Whether a live clause holds ``token``: the words of deleted clauses stay in the
+        vocabulary until a compaction, but the collection no longer has them."""
+        t = self.vocab.get(token)
+        return t is not None and self.df[t] > 0
 
     def vocabulary(self) -> list[str]:
         return list(self.vocab)

@@ -34,6 +34,11 @@ def test_a_changed_file_becomes_a_new_segment_and_answers_like_a_rebuild(tmp_pat
             a, b = pipe.ask(q, k=5, mode=mode), rebuilt.ask(q, k=5, mode=mode)
             assert [h.clause.text for h in a.hits] == [h.clause.text for h in b.hits], (q, mode)
             assert [h.score for h in a.hits] == pytest.approx([h.score for h in b.hits], abs=1e-4)
+    # the removed notice's words are gone from the collection, though its tokens stay in the
+    # vocabulary until a compaction: the no-match check sees the same coverage as after a rebuild
+    for q in ("知识价值信用贷款改革试点方案", "科技型企业认定申报截止时间"):
+        assert pipe.index.coverage(q) == pytest.approx(rebuilt.index.coverage(q))
+    assert pipe.index.coverage("知识价值信用贷款改革试点方案") < 0.5
     # the update survives a reload, with its deletions
     loaded = Index.load(tmp_path / "index" / "main")
     assert np.array_equal(loaded.deleted, index.deleted) and loaded.clause_counts() == index.clause_counts()
