@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 
@@ -37,17 +36,10 @@ TOLERANCE = 0.01  # the issue's "reproduces the metrics within 0.01"
 
 def scored(adapter: Path, work: Path, reuse: bool, names: list[str]) -> dict:
     """Each named set's test figures with the stage on, ``adapter`` named by the environment."""
-    saved = os.environ.get(cross.ADAPTER_ENV)
-    os.environ[cross.ADAPTER_ENV] = str(adapter)
-    try:
-        return {name: figures(qa_eval([*SETS[name], "--modes", "hybrid", "--split", "test", "--rerank", "cross"],
-                                      work / name, reuse)["modes"]["hybrid"], METRICS)
-                for name in names}
-    finally:
-        if saved is None:
-            os.environ.pop(cross.ADAPTER_ENV, None)
-        else:
-            os.environ[cross.ADAPTER_ENV] = saved
+    env = {cross.ADAPTER_ENV: str(adapter)}
+    return {name: figures(qa_eval([*SETS[name], "--modes", "hybrid", "--split", "test", "--rerank", "cross"],
+                                  work / name, reuse, env)["modes"]["hybrid"], METRICS)
+            for name in names}
 
 
 def main(argv: list[str] | None = None) -> int:

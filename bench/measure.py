@@ -208,13 +208,15 @@ def median(values: Sequence[float]) -> float:
     return float(statistics.median(values)) if values else float("nan")
 
 
-def qa_eval(args: Sequence[str], out: Path, reuse: bool = False) -> dict[str, Any]:
+def qa_eval(args: Sequence[str], out: Path, reuse: bool = False,
+            env: dict[str, str] | None = None) -> dict[str, Any]:
     """The report of ``qa eval ARGS --out OUT``, run with this checkout's venv unless ``reuse``
-    is set and OUT already holds a report (the comparison scripts rerun only what is missing)."""
+    is set and OUT already holds a report (the comparison scripts rerun only what is missing).
+    ``env``: variables set for that run on top of this process's environment."""
     root = Path(__file__).resolve().parents[1]
     if not (reuse and (out / "report.json").is_file()):
         subprocess.run([str(root / ".venv/bin/qa"), "eval", *args, "--out", str(out)], cwd=root, check=True,
-                       stdout=subprocess.DEVNULL)
+                       stdout=subprocess.DEVNULL, env={**os.environ, **(env or {})})
     return json.loads((out / "report.json").read_text(encoding="utf-8"))
 
 
