@@ -29,7 +29,7 @@ from measure import figures, machine, qa_eval  # noqa: E402
 
 from qa import homophones, jsonl  # noqa: E402
 from qa import tokenize as tok  # noqa: E402
-from qa.evaluate.splits import split_of  # noqa: E402
+from qa.evaluate.datasets import benchmark_part, labelled_part  # noqa: E402
 
 SHARED = ROOT.parent / "shared/benchmarks"
 SEED = 7
@@ -81,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     for name, path in (("labelled", "docs/eval/questions.jsonl"), ("reading", "docs/eval/reading.jsonl")):
         typed = args.work / f"{name}.jsonl"
         jsonl.write(typed, typed_set(list(jsonl.read(ROOT / path)), by_sound,
-                                     lambda row: row.get("part") or split_of(str(row["qid"]))))
+                                     lambda row: labelled_part(row, f"{path}: {row['qid']}")))
         sets[name] = (["--questions", path], ["--questions", str(typed)])
     for name in ("cmrc2018", "drcd_zhs"):
         folder = args.work / name
@@ -89,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
         shutil.copyfile(SHARED / name / "passages.jsonl", folder / "passages.jsonl")
         jsonl.write(folder / "questions.jsonl",
                     typed_set(list(jsonl.read(SHARED / name / "questions.jsonl")), by_sound,
-                              lambda row: row.get("part") or split_of(str(row["gold_ids"][0]))))
+                              benchmark_part))
         index = ["--index", str(ROOT / "index" / f"bench-{name}")]
         sets[name] = (["--benchmark", str(SHARED / name), *index], ["--benchmark", str(folder), *index])
     result: dict = {"command": "python bench/typos.py " + " ".join(argv or sys.argv[1:]), "machine": machine(),

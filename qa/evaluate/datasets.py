@@ -109,7 +109,7 @@ def load_labelled(path: Path, documents: Sequence[Document]) -> list[Question]:
         questions.append(Question(qid=qid, question=row["question"], spans=tuple(spans),
                                   quotes=tuple(g.get("quote") or f"[{g['meta']}]" for g in row.get("gold", [])),
                                   type=row.get("type", ""), lang=row.get("lang", ""), cards=tuple(cards),
-                                  split=fixed_part(row, f"{path}: {qid}") or split_of(qid)))
+                                  split=labelled_part(row, f"{path}: {qid}")))
     if missing:
         raise GoldMissing(f"{len(missing)} gold quote(s) not found in the cleaned documents:\n  " + "\n  ".join(missing))
     return questions
@@ -130,7 +130,7 @@ def load_benchmark(folder: Path, limit: int | None = None) -> list[Question]:
         rows = [rows[int(i * step)] for i in range(limit)]
     return [Question(qid=str(r["qid"]), question=r["question"], gold_ids=tuple(map(str, r["gold_ids"])),
                      answers=tuple(r.get("answers", ())), type=r.get("split", ""), lang="zh",
-                     split=_part(r)) for r in rows]
+                     split=benchmark_part(r)) for r in rows]
 
 
 def _check_benchmark_row(row, where: str) -> None:
@@ -161,9 +161,14 @@ def fixed_part(row: dict, where: str) -> str | None:
     return part
 
 
-def _part(row: dict) -> str:
-    """The question's part: its own "part" field where the folder fixes one, else by its first
-    gold passage, so that the questions of one passage never sit on both sides."""
+def labelled_part(row: dict, where: str) -> str:
+    """A labelled question's part: its own "part" field where the line fixes one, else by its qid."""
+    return fixed_part(row, where) or split_of(str(row["qid"]))
+
+
+def benchmark_part(row: dict) -> str:
+    """A benchmark question's part: its own "part" field where the folder fixes one, else by its
+    first gold passage, so that the questions of one passage never sit on both sides."""
     return row.get("part") or split_of(str(row["gold_ids"][0]))
 
 
