@@ -184,8 +184,6 @@ class RemoteIndex:
         self.vocab = {t: i for i, t in enumerate(bm25["tokens"])}
         self.df = np.asarray(bm25["df"], dtype=np.int64)
         self.idf = _idf(bm25["n"], self.df)
-        # the words live clauses hold: the vocabulary keeps those of deleted clauses too
-        self.known = frozenset(t for t, i in self.vocab.items() if self.df[i] > 0)
         self.section_idf = _idf(bm25["sections_n"], np.asarray(bm25["sections_df"], dtype=np.int64))
         self.lexicon = stats["lexicon"]
         self.dense_index, self.dense_params = stats["dense_index"], stats["dense_search"]
@@ -240,6 +238,12 @@ class RemoteIndex:
             pass
         return RemoteIndex.open(self.uri, self.alias)
 
+    def __contains__(self, token: str) -> bool:
+        """Whether a live clause holds ``token`` (as ``SparseIndex``: the vocabulary keeps the
+        words of deleted clauses too)."""
+        t = self.vocab.get(token)
+        return t is not None and self.df[t] > 0
+
     def searcher(self) -> "RemoteIndex":
         return self
 
@@ -279,11 +283,11 @@ class RemoteIndex:
 
     def lexical(self, question: str, tokens: list[str], sections: bool = False,
                 corrections: bool = True) -> "RemoteLexical":
-        translated = crosslingual.query_groups(question, tokens, self.known, self.lexicon, tok.STOPWORDS)
-        found = homophones.slips(question, self.known) if corrections else []
-        query = homophones.extend(translated, tokens, self.known, found)
+        translated = crosslingual.query_groups(question, tokens, self, self.lexicon, tok.STOPWORDS)
+        found = homophones.slips(question, self) if corrections else []
+        query = homophones.extend(translated, tokens, self, found)
         groups = query if query is not None else [[[t]] for t in tokens]
-        ids = [[[self.vocab[t] for t in alt if t in self.known] for alt in group]
+        ids = [[[self.vocab[t] for t in alt if t in self] for alt in group]
                for group in groups]
         return RemoteLexical(self, [(1.0, ids)], sections, translated is not None, tuple(found))
 
@@ -302,7 +306,7 @@ class RemoteIndex:
         return [data[int(r)]["clause"] for r in rows]
 
     def coverage(self, question: str) -> float:
-        return coverage(question, self.known, self.lexicon)
+        return coverage(question, self, self.lexicon)
 
     def neighbours(self, clause_id: str, before: int = 1, after: int = 1) -> list[Clause]:
         clauses = [c for _, c in self._document_rows(clause_id.rsplit("#", 1)[0]) if c.kind == "clause"]
