@@ -57,8 +57,10 @@ def load() -> None:
     _by_sound()
 
 
+@lru_cache(maxsize=8192)
 def sound(ch: str) -> str:
-    """A character's toneless pinyin."""
+    """A character's toneless pinyin (kept: the stretches of a question overlap, and the same
+    characters come back question after question)."""
     from pypinyin import lazy_pinyin
 
     return lazy_pinyin(ch)[0]
