@@ -27,6 +27,7 @@ from .encoders import DEFAULT as DEFAULT_ENCODER  # noqa: E402
 from .encoders.device import DEVICE_ENV, DEVICES  # noqa: E402
 from .errors import QAError  # noqa: E402
 from .rerank import RERANKS  # noqa: E402
+from .types import NOT_CONFIDENT  # noqa: E402
 
 DEFAULT_DOCS = Path("docs")
 DEFAULT_INDEX = Path("index/main")
@@ -321,6 +322,8 @@ def cmd_ask(args: argparse.Namespace) -> int:
         print(f"注意: {note}", file=sys.stderr)
     if not answer.hits:
         print("没有找到相关条款。(No matching clause.)")
+    elif not answer.confident:  # the hits are printed, but not as if they answered the question
+        print(f"注意: {NOT_CONFIDENT}", file=sys.stderr)
     for hit in answer.hits:
         print(f"[{hit.rank}] {hit.score:.4f}  {hit.clause.text}")
         print(f"    —— {hit.citation}  ({hit.clause.clause_id})")

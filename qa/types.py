@@ -162,6 +162,11 @@ class Hit:
         }
 
 
+#: What an interface says over the hits of an answer that is not ``confident``.
+NOT_CONFIDENT = ("没有找到足够相关的条款：下面是最接近的结果，请谨慎参考。"
+                 "(Nothing matches well; the closest clauses follow.)")
+
+
 @dataclass(frozen=True)
 class Answer:
     """The result of one question: ranked hits plus notes for the user (e.g. truncation).

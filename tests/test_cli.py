@@ -53,6 +53,14 @@ def test_ask_json_has_citation_fields(cli_index, capsys):
     assert top["clause_id"].startswith("004_7cff1f0ee75349d5#")
 
 
+def test_an_off_topic_question_is_said_to_match_nothing_well(cli_index, capsys):
+    index = str(cli_index / "index" / "main")
+    code, out, err = _run(capsys, "ask", "红烧肉怎么做？", "-k", "2", "--index", index)
+    assert code == 0 and "[1]" in out and "Nothing matches well" in err
+    code, out, err = _run(capsys, "ask", "江北区科技型企业总量有多少？", "-k", "2", "--index", index)
+    assert code == 0 and "1311家" in out.split("[2]")[0] and "Nothing matches well" not in err
+
+
 @pytest.mark.parametrize("question", ["", "   \n\t "])
 def test_empty_question_is_a_clear_error(cli_index, capsys, question):
     code, out, err = _run(capsys, "ask", question, "--index", str(cli_index / "index" / "main"))

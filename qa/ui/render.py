@@ -14,7 +14,7 @@ from typing import Any
 from .. import tokenize as tok
 from ..jobs import Job
 from ..pipeline import Pipeline
-from ..types import Answer, Hit
+from ..types import NOT_CONFIDENT, Answer, Hit
 
 MODE_LABELS = {"hybrid": "混合 hybrid", "dense": "语义 dense", "bm25": "关键词 BM25"}
 
@@ -81,8 +81,7 @@ def summary(answer: Answer) -> str:
     if not answer.hits:
         return f'<div class="qa-summary">没有找到相关条款。(No matching clause.){notes}</div>'
     if not answer.confident:
-        return (f'<div class="qa-summary">没有找到足够相关的条款：下面是最接近的结果，请谨慎参考。'
-                f"(Nothing matches well; the closest clauses follow.){notes}</div>")
+        return f'<div class="qa-summary">{esc(NOT_CONFIDENT)}{notes}</div>'
     return (f'<div class="qa-summary">找到 {len(answer.hits)} 条相关条款 · {mode} · '
             f"{answer.seconds * 1000:.0f} ms{notes}</div>")
 
