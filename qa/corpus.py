@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from . import crosslingual
 from . import tokenize as tok
 from .config import IndexConfig
 from .encoders import Encoder, describe, load_encoder
@@ -114,6 +115,8 @@ def mismatch(index: Index, config: IndexConfig) -> str:
             return f"the index was built with encoder {key}={have.get(key)!r}, now {want.get(key)!r}"
     if built.get("tokenizer") != tok.describe():
         return "the index was built with another tokenizer"
+    if config.crosslingual and built.get("crosslingual", {}).get("rules") != crosslingual.RULES:
+        return "the index's English lookup was built by older rules"
     return ""
 
 

@@ -24,6 +24,11 @@ log = logging.getLogger(__name__)
 FILE = "crosslingual.json"
 MAX_ALTERNATIVES = 6
 MAX_PHRASE = 4
+#: The lexicon's rules; an index built by other rules is rebuilt (qa.corpus.mismatch).
+#: 2: base forms of derived senses fill keys no sense has (``_derived``).
+RULES = 2
+#: A derived key's quality: below every key a sense states.
+DERIVED = 4
 
 _ENTRY = re.compile(r"^(\S+) (\S+) \[[^\]]*\] /(.*)/\s*$")
 _SKIP_SENSE = re.compile(r"^(CL:|see |variant of|old variant|surname |abbr\. |used in |also written|"
@@ -56,7 +61,11 @@ def _senses(path: Path) -> tuple[tuple[str, str, int], ...]:
 
     Parsed once per process (about a second): every index update rebuilds the lexicon.
     """
-    return tuple(_parse(path))
+    stated = list(_parse(path))
+    english = {w for _, key, _ in stated for w in key.split()}
+    derived = [(word, base, 10 * DERIVED + rank % 10) for word, key, rank in stated
+               for base in _derived(key) if base.rpartition(" ")[2] in english]
+    return tuple(stated + derived)
 
 
 def _parse(path: Path) -> Iterable[tuple[str, str, int]]:
@@ -116,16 +125,37 @@ def _keys(sense: str) -> dict[str, int]:
     return keys
 
 
+def _derived(key: str) -> list[str]:
+    """The key with its last word reduced to a base form, as a question would write it.
+
+    Questions are reduced by ``_lemmas`` ("taxes" -> "tax"), but many senses exist only as a
+    derived word: 税收 is "taxation" alone and 税 "taxes", so "tax" found neither. Inflections
+    (the same rules as ``_lemmas``) and derived nouns ("-ation", "-ization", "-ment") are
+    reduced; ``_senses`` keeps only bases that some sense writes as a word ("tax", not "taxe").
+    """
+    head, _, last = key.rpartition(" ")
+    bases = _lemmas(last)[1:]
+    if last.endswith("ization"):
+        bases.append(last[:-5] + "e")  # organization -> organize
+    elif last.endswith("ation"):
+        bases += [last[:-5], last[:-3] + "e"]  # taxation -> tax, cooperation -> cooperate
+    if last.endswith("ment"):
+        bases.append(last[:-4])  # development -> develop
+    return [f"{head} {b}".strip() for b in dict.fromkeys(bases) if len(b) > 2]
+
+
 Lexicon = dict[str, list[list[str]]]
 
 
 def build_lexicon(vocabulary: Iterable[str], tokenize: Callable[[str], list[str]],
-                  path: Path | None = None) -> Lexicon:
+                  path: Path | None = None, derived: bool = True) -> Lexicon:
     """English key -> up to ``MAX_ALTERNATIVES`` Chinese words, best first, each as BM25 tokens.
 
     A dictionary word is kept when all its tokens are in the index vocabulary ("一带一路"
     is kept as 一带 + 一路 when jieba cuts it so). A word for which the key is a whole,
-    early sense ranks first.
+    early sense ranks first. A derived key (``_derived``) only fills a key that no kept word
+    states: "develop" keeps its own six words, "tax" gets 税收 (``derived=False``: rules 1,
+    without them, for bench/crosslingual_keys.py).
     """
     path = path or dictionary_path()
     if path is None:
@@ -135,6 +165,8 @@ def build_lexicon(vocabulary: Iterable[str], tokenize: Callable[[str], list[str]
     tokens_of: dict[str, list[str] | None] = {}
     ranked: dict[str, dict[str, int]] = {}
     for word, key, rank in _senses(path):
+        if not derived and rank >= 10 * DERIVED:
+            continue
         if word not in tokens_of:
             toks = list(_tokens(tokenize, word)) if set(word) <= chars else []
             tokens_of[word] = toks if toks and all(t in vocab for t in toks) else None
@@ -143,6 +175,8 @@ def build_lexicon(vocabulary: Iterable[str], tokenize: Callable[[str], list[str]
             best[word] = min(best.get(word, rank), rank)
     lexicon: Lexicon = {}
     for key, words in ranked.items():
+        if min(words.values()) < 10 * DERIVED:
+            words = {w: r for w, r in words.items() if r < 10 * DERIVED}
         order = sorted(words.items(), key=lambda kv: (kv[1], -len(kv[0])))[:MAX_ALTERNATIVES]
         lexicon[key] = [tokens_of[w] for w, _ in order]  # type: ignore[misc]
     return lexicon

@@ -489,7 +489,7 @@ def _manifest(config: IndexConfig, encoder: Encoder, corpus: dict[str, Any], doc
         "counts": {"documents": len(documents), "clauses": clauses, "skipped": len(skipped)},
         "skipped": list(skipped),
         "crosslingual": {"dictionary": crosslingual.dictionary_label() if config.crosslingual else "off",
-                         "english_keys": len(lexicon)},
+                         "rules": crosslingual.RULES, "english_keys": len(lexicon)},
     }
 
 

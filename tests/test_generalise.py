@@ -315,3 +315,21 @@ def test_a_metadata_gold_naming_a_missing_field_fails_loudly(tmp_path, real_docu
         encoding="utf-8")
     with pytest.raises(ev.GoldMissing, match="no_such_field"):
         ev.load_labelled(path, real_documents)
+
+
+def test_base_forms_of_derived_senses_fill_only_missing_english_keys(pipeline):
+    """税收 is only "taxation" in CC-CEDICT: "tax" found nothing until rules 2 reduced derived
+    senses to their base forms, and those forms may only fill keys that no sense states."""
+    from qa import crosslingual
+    from qa import tokenize as tok
+    from qa.tokenize import STOPWORDS
+
+    vocabulary = pipeline.index.sparse.vocabulary()
+    stated = crosslingual.build_lexicon(vocabulary, tok.tokenize, derived=False)
+    lexicon = crosslingual.build_lexicon(vocabulary, tok.tokenize)
+    assert "tax" not in stated and ["税收", "税收"] in lexicon["tax"]
+    assert all(lexicon[key] == words for key, words in stated.items())
+    assert "taxe" not in lexicon  # a base form no sense writes as a word is not a key
+    assert pipeline.index.lexicon == lexicon  # the index was built by these rules
+    groups = crosslingual.translate("Which tax incentives apply?", lexicon, STOPWORDS)
+    assert any(["税收", "税收"] in group for group in groups)

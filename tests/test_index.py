@@ -141,3 +141,18 @@ def test_failed_build_leaves_the_previous_index(tmp_path, mini_docs, monkeypatch
         pipe.refresh()
     assert list(Index.load(tmp_path / "index" / "main").clauses) == before
     assert len(list((tmp_path / "index").glob(".main.v*"))) == 1
+
+
+def test_index_with_older_english_lookup_rules_is_rebuilt(tmp_path, mini_docs):
+    from qa import crosslingual
+
+    _open(tmp_path, mini_docs)
+    manifest_path = tmp_path / "index" / "main" / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    assert manifest["crosslingual"]["rules"] == crosslingual.RULES
+    manifest["crosslingual"]["rules"] = crosslingual.RULES - 1
+    manifest_path.write_text(json.dumps(manifest))
+    with pytest.raises(IndexMismatch, match="English lookup"):
+        _open(tmp_path, mini_docs, rebuild="never")
+    rebuilt = _open(tmp_path, mini_docs)
+    assert rebuilt.index.manifest["crosslingual"]["rules"] == crosslingual.RULES
