@@ -19,6 +19,8 @@ from collections.abc import Callable, Container, Iterable
 from functools import lru_cache
 from pathlib import Path
 
+from . import sparse
+
 log = logging.getLogger(__name__)
 
 FILE = "crosslingual.json"
@@ -262,4 +264,4 @@ def query_groups(question: str, tokens: list[str], known: Container[str], lexico
     translated. Both stores score it the same way: a sum over groups of the best alternative."""
     foreign = [t for t in tokens if t.isascii() and t.isalpha() and t not in known]
     groups = translate(question, lexicon, stopwords) if foreign and lexicon else []
-    return [[[t]] for t in tokens if t in known] + groups if groups else None
+    return sparse.plain_groups(tokens, known) + groups if groups else None

@@ -22,6 +22,7 @@ import re
 from collections.abc import Container, Iterable
 from functools import lru_cache
 
+from . import sparse
 from . import tokenize as tok
 
 #: Characters of question words: a stretch holding one is not corrected.
@@ -105,5 +106,5 @@ def extend(query: list | None, tokens: list[str], known: Container[str], found: 
     alternatives per slip; ``query`` None stands for the plain query of ``tokens``."""
     if not found:
         return query
-    head = query if query is not None else [[[t]] for t in tokens if t in known]
+    head = query if query is not None else sparse.plain_groups(tokens, known)
     return head + [[tok.tokenize(word) for word in meant] for _, meant in found]

@@ -259,6 +259,12 @@ def _postings(token_lists: Iterable[Sequence[str]], vocab: dict[str, int]) -> Po
     return Postings.from_flat(np.frombuffer(terms, dtype=np.int32), np.array(lengths, dtype=np.int32), len(vocab))
 
 
+def plain_groups(tokens: Sequence[str], known) -> list[list[list[str]]]:
+    """A plain query in the structured form: each token the collection holds, a group of its own
+    (what English translations and homophone alternatives are added to)."""
+    return [[[t]] for t in tokens if t in known]
+
+
 def structured(scores, groups: list[list[list[str]]], size: int) -> np.ndarray:
     """A sum over groups of the best alternative in each, ``scores(tokens)`` scoring one alternative."""
     total = np.zeros(size, dtype=np.float32)
