@@ -8,7 +8,8 @@ replaced by a common character of the same toneless pinyin, so that it is no lon
 ("合作" -> "喝作", "出台" -> "出态"). A question without such a word is left out. Every set is
 then scored with ``qa eval``, with ``--no-homophones`` and without, on its dev part (where the
 choice was made) and its test part; the clean questions too, to show what the change costs
-where nothing was mistyped. Our two labelled sets, and cmrc2018 and drcd_zhs over their pools.
+where nothing was mistyped, and in how many of them a slip is found at all (a false alarm: the
+answer says it searched a word the person did not mean). Our two labelled sets, and cmrc2018 and drcd_zhs over their pools.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 from measure import figures, machine, qa_eval  # noqa: E402
 
 from qa import homophones, jsonl  # noqa: E402
+from qa.index import Index  # noqa: E402
 from qa import tokenize as tok  # noqa: E402
 from qa.evaluate.datasets import benchmark_part, labelled_part  # noqa: E402
 
@@ -69,6 +71,17 @@ def typed_set(rows: list[dict], by_sound: dict[str, tuple[str, ...]], part_of) -
     return out
 
 
+def flagged(index_dir: Path, rows: list[dict], part_of) -> dict:
+    """How many questions typed right a slip is found in (each such answer says so in a note)."""
+    known = Index.load(index_dir, verify=False).sparse
+    out = {}
+    for part in ("dev", "test"):
+        questions = [row["question"] for row in rows if part_of(row) == part]
+        hits = [q for q in questions if homophones.slips(q, known)]
+        out[part] = {"questions": len(questions), "flagged": len(hits), "share": round(len(hits) / len(questions), 4)}
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--work", type=Path, required=True, help="where the typed sets and reports go")
@@ -78,11 +91,14 @@ def main(argv: list[str] | None = None) -> int:
     by_sound = sounds()
     args.work.mkdir(parents=True, exist_ok=True)
     sets: dict[str, tuple[list[str], list[str]]] = {}  # name -> (clean args, typed args)
+    alarms: dict[str, tuple] = {}  # name -> (index, questions, part of a question): read once qa eval built it
     for name, path in (("labelled", "docs/eval/questions.jsonl"), ("reading", "docs/eval/reading.jsonl")):
         typed = args.work / f"{name}.jsonl"
         jsonl.write(typed, typed_set(list(jsonl.read(ROOT / path)), by_sound,
                                      lambda row: labelled_part(row, f"{path}: {row['qid']}")))
         sets[name] = (["--questions", path], ["--questions", str(typed)])
+        alarms[name] = (ROOT / "index/main", list(jsonl.read(ROOT / path)),
+                        lambda row, path=path: labelled_part(row, f"{path}: {row['qid']}"))
     for name in ("cmrc2018", "drcd_zhs"):
         folder = args.work / name
         folder.mkdir(exist_ok=True)
@@ -92,6 +108,8 @@ def main(argv: list[str] | None = None) -> int:
                               benchmark_part))
         index = ["--index", str(ROOT / "index" / f"bench-{name}")]
         sets[name] = (["--benchmark", str(SHARED / name), *index], ["--benchmark", str(folder), *index])
+        alarms[name] = (ROOT / "index" / f"bench-{name}", list(jsonl.read(SHARED / name / "questions.jsonl")),
+                        benchmark_part)
     result: dict = {"command": "python bench/typos.py " + " ".join(argv or sys.argv[1:]), "machine": machine(),
                     "seed": SEED, "sets": {}}
     for name, (clean, typed) in sets.items():
@@ -107,11 +125,14 @@ def main(argv: list[str] | None = None) -> int:
                 cell["change"] = {mode: {m: round(cell["with"][mode][m] - cell["without"][mode][m], 4)
                                          for m in cell["with"][mode]} for mode in cell["with"]}
                 row[f"{kind}_{part}"] = cell
+        row["clean_flagged"] = flagged(*alarms[name])  # after qa eval: the index exists
         result["sets"][name] = row
     args.out.write_text(json.dumps(result, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
     for name, row in result["sets"].items():
         for key, cell in row.items():
-            print(f"{name:9} {key:11} n={cell['questions']:5} hybrid {cell['change']['hybrid']}")
+            if key != "clean_flagged":
+                print(f"{name:9} {key:11} n={cell['questions']:5} hybrid {cell['change']['hybrid']}")
+        print(f"{name:9} a slip found in questions typed right: {row['clean_flagged']}")
     print(f"-> {args.out}")
     return 0
 

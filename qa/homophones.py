@@ -9,7 +9,7 @@ another of the same sound (toneless pinyin, from pypinyin). Every change that ma
 word the collection contains is added to the BM25 query as a group of alternatives, scored like
 the English translations of ``qa.crosslingual`` (the best alternative of a group counts). A
 stretch with a question word (哪年, 多远) is left alone: a slip there changes no topic, and 那年 is
-no better than 哪年. Words the collection already holds are never touched, so a rare name that
+no better than 哪年; so is one made of stopwords alone (我是 is not a slip of 我市). Words the collection already holds are never touched, so a rare name that
 is in the documents (司马繇) is not turned into a commoner one (司马曜).
 
 Chosen on dev data (``bench/typos.py`` → ``bench/results/homophones.json``): no change on the
@@ -68,13 +68,17 @@ def sound(ch: str) -> str:
 
 
 def _stretches(question: str) -> list[str]:
+    """Stretches of one to three words, 2 to 4 Han characters, without a question word and not
+    made of stopwords alone: "我是" (I am) is no dictionary word, but 我 and 是 are each what a
+    question is built of, not a slip ("我是" was searched as 我市, "our city")."""
     words = tok.cut(question)
     out: list[str] = []
     for i in range(len(words)):
-        text = ""
+        text, content = "", False
         for word in words[i:i + MAX_WORDS]:
             text += word
-            if 2 <= len(text) <= 4 and _HAN.fullmatch(text) and not ASKING & set(text):
+            content = content or word not in tok.STOPWORDS
+            if content and 2 <= len(text) <= 4 and _HAN.fullmatch(text) and not ASKING & set(text):
                 out.append(text)
     return list(dict.fromkeys(out))
 

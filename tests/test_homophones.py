@@ -29,6 +29,10 @@ def test_words_typed_right_and_words_of_the_collection_are_left_alone():
     assert homophones.slips("技术经纪人在重庆能评职称吗", known) == []
     assert homophones.slips("司马繇是谁的孙子", known) == []  # a rare name the documents hold is not "corrected"
     assert homophones.slips("那年哪年成立的", known_of("那年成立")) == []  # question words are not topics
+    # words a question is built of are not a slip: "我是" would be searched as 我市 ("our city")
+    known = known_of(JIANGBEI, "我市出台了支持政策。")
+    assert homophones.slips("我是做技术转移的，有什么支持政策", known) == []
+    assert homophones.slips("我是做技术转移的，喝作有什么支持政策", known) == [("喝作", ["合作"])]
 
 
 def test_a_slip_adds_a_group_of_alternatives_to_the_query():
