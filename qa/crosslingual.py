@@ -27,8 +27,9 @@ FILE = "crosslingual.json"
 MAX_ALTERNATIVES = 6
 MAX_PHRASE = 4
 #: The lexicon's rules; an index built by other rules is rebuilt (qa.corpus.mismatch).
-#: 2: base forms of derived senses fill keys no sense has (``_derived``).
-RULES = 2
+#: 2: base forms of derived senses fill keys no sense has (``_derived``);
+#: 3: and derived nouns of a sense's root ("incubate" -> "incubation") too.
+RULES = 3
 #: A derived key's quality: below every key a sense states.
 DERIVED = 4
 
@@ -65,8 +66,12 @@ def _senses(path: Path) -> tuple[tuple[str, str, int], ...]:
     """
     stated = list(_parse(path))
     english = {w for _, key, _ in stated for w in key.split()}
-    derived = [(word, base, 10 * DERIVED + rank % 10) for word, key, rank in stated
-               for base in _derived(key) if base.rpartition(" ")[2] in english]
+    grown: dict[str, list[str]] = {}  # a root -> the derived nouns the dictionary writes of it
+    for w in sorted(english):  # sorted: a set's order changes from one process to the next
+        for root in _roots(w):
+            grown.setdefault(root, []).append(w)
+    derived = [(word, form, 10 * DERIVED + rank % 10) for word, key, rank in stated
+               for form in _derived(key, english, grown)]
     return tuple(stated + derived)
 
 
@@ -127,23 +132,31 @@ def _keys(sense: str) -> dict[str, int]:
     return keys
 
 
-def _derived(key: str) -> list[str]:
-    """The key with its last word reduced to a base form, as a question would write it.
+def _derived(key: str, english: set[str], grown: dict[str, list[str]]) -> list[str]:
+    """The key with its last word in the other forms a question may write it in.
 
-    Questions are reduced by ``_lemmas`` ("taxes" -> "tax"), but many senses exist only as a
-    derived word: 税收 is "taxation" alone and 税 "taxes", so "tax" found neither. Inflections
-    (the same rules as ``_lemmas``) and derived nouns ("-ation", "-ization", "-ment") are
-    reduced; ``_senses`` keeps only bases that some sense writes as a word ("tax", not "taxe").
+    Questions are reduced by ``_lemmas`` ("taxes" -> "tax"), but many senses exist in one form
+    only: 税收 is "taxation" alone and 税 "taxes", so "tax" found neither; 孵化 is "to incubate"
+    alone, so "incubation" found nothing. The last word is reduced (inflections by the rules of
+    ``_lemmas``, a derived noun to its roots) and grown (a root to the derived nouns of it);
+    only forms the dictionary writes as a word are kept ("tax", not "taxe").
     """
     head, _, last = key.rpartition(" ")
-    bases = _lemmas(last)[1:]
-    if last.endswith("ization"):
-        bases.append(last[:-5] + "e")  # organization -> organize
-    elif last.endswith("ation"):
-        bases += [last[:-5], last[:-3] + "e"]  # taxation -> tax, cooperation -> cooperate
-    if last.endswith("ment"):
-        bases.append(last[:-4])  # development -> develop
-    return [f"{head} {b}".strip() for b in dict.fromkeys(bases) if len(b) > 2]
+    forms = [f for f in _lemmas(last)[1:] + _roots(last) if f in english] + grown.get(last, [])
+    return [f"{head} {f}".strip() for f in dict.fromkeys(forms) if f != last]
+
+
+def _roots(word: str) -> list[str]:
+    """The roots a derived noun may come from: "taxation" -> "tax", "maturation" -> "mature",
+    "incubation" -> "incubate", "development" -> "develop", "partnership" -> "partner"."""
+    out = []
+    if word.endswith("ization"):
+        out.append(word[:-5] + "e")  # organization -> organize
+    elif word.endswith("ation"):
+        out += [word[:-5], word[:-5] + "e", word[:-3] + "e"]
+    if word.endswith(("ment", "ship")):
+        out.append(word[:-4])
+    return [r for r in out if len(r) > 2]
 
 
 Lexicon = dict[str, list[list[str]]]

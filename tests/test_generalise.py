@@ -318,8 +318,9 @@ def test_a_metadata_gold_naming_a_missing_field_fails_loudly(tmp_path, real_docu
 
 
 def test_base_forms_of_derived_senses_fill_only_missing_english_keys(pipeline):
-    """税收 is only "taxation" in CC-CEDICT: "tax" found nothing until rules 2 reduced derived
-    senses to their base forms, and those forms may only fill keys that no sense states."""
+    """税收 is only "taxation" in CC-CEDICT: "tax" found nothing until derived senses were also
+    filed under their roots (rules 2), and roots under their derived nouns (rules 3: 孵化 is "to
+    incubate" alone); those forms may only fill keys that no sense states."""
     from qa import crosslingual
     from qa import tokenize as tok
     from qa.tokenize import STOPWORDS
@@ -328,6 +329,7 @@ def test_base_forms_of_derived_senses_fill_only_missing_english_keys(pipeline):
     stated = crosslingual.build_lexicon(vocabulary, tok.tokenize, derived=False)
     lexicon = crosslingual.build_lexicon(vocabulary, tok.tokenize)
     assert "tax" not in stated and ["税收", "税收"] in lexicon["tax"]
+    assert "incubation" not in stated and ["孵化", "孵化"] in lexicon["incubation"]  # 孵化 is "to incubate"
     assert all(lexicon[key] == words for key, words in stated.items())
     assert "taxe" not in lexicon  # a base form no sense writes as a word is not a key
     assert pipeline.index.lexicon == lexicon  # the index was built by these rules
