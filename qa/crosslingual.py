@@ -70,8 +70,13 @@ def _senses(path: Path) -> tuple[tuple[str, str, int], ...]:
     for w in sorted(english):  # sorted: a set's order changes from one process to the next
         for root in _roots(w):
             grown.setdefault(root, []).append(w)
-    derived = [(word, form, 10 * DERIVED + rank % 10) for word, key, rank in stated
-               for form in _derived(key, english, grown)]
+    forms: dict[str, list[str]] = {}  # a last word's other forms, worked out once (~40,000 words)
+    derived = []
+    for word, key, rank in stated:
+        head, _, last = key.rpartition(" ")
+        if last not in forms:
+            forms[last] = _derived(last, english, grown)
+        derived += [(word, f"{head} {form}".strip(), 10 * DERIVED + rank % 10) for form in forms[last]]
     return tuple(stated + derived)
 
 
@@ -132,18 +137,17 @@ def _keys(sense: str) -> dict[str, int]:
     return keys
 
 
-def _derived(key: str, english: set[str], grown: dict[str, list[str]]) -> list[str]:
-    """The key with its last word in the other forms a question may write it in.
+def _derived(last: str, english: set[str], grown: dict[str, list[str]]) -> list[str]:
+    """The other forms a question may write a key's last word in.
 
     Questions are reduced by ``_lemmas`` ("taxes" -> "tax"), but many senses exist in one form
     only: 税收 is "taxation" alone and 税 "taxes", so "tax" found neither; 孵化 is "to incubate"
-    alone, so "incubation" found nothing. The last word is reduced (inflections by the rules of
+    alone, so "incubation" found nothing. The word is reduced (inflections by the rules of
     ``_lemmas``, a derived noun to its roots) and grown (a root to the derived nouns of it);
     only forms the dictionary writes as a word are kept ("tax", not "taxe").
     """
-    head, _, last = key.rpartition(" ")
     forms = [f for f in _lemmas(last)[1:] + _roots(last) if f in english] + grown.get(last, [])
-    return [f"{head} {f}".strip() for f in dict.fromkeys(forms) if f != last]
+    return [f for f in dict.fromkeys(forms) if f != last]
 
 
 def _roots(word: str) -> list[str]:
