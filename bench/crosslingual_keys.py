@@ -49,8 +49,9 @@ def xquad_folder(xquad: Path, folder: Path) -> Path:
 def compare(pipe: Pipeline, questions: list, name: str, modes: tuple[str, ...]) -> dict:
     """Score ``questions`` with the stated and the filled lexicon on the same index; which questions moved."""
     index = pipe.index
-    lexicons = {"stated": crosslingual.build_lexicon(index.sparse.vocabulary(), tok.tokenize, derived=False),
-                "filled": crosslingual.build_lexicon(index.sparse.vocabulary(), tok.tokenize)}
+    vocabulary = index.sparse.vocabulary()
+    lexicons = {"stated": crosslingual.build_lexicon(vocabulary, tok.tokenize, derived=False),
+                "filled": crosslingual.build_lexicon(vocabulary, tok.tokenize)}
     out: dict = {"questions": len(questions), "english_keys": {k: len(v) for k, v in lexicons.items()}}
     ranks = {}
     for label, lexicon in lexicons.items():

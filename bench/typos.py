@@ -9,7 +9,8 @@ replaced by a common character of the same toneless pinyin, so that it is no lon
 then scored with ``qa eval``, with ``--no-homophones`` and without, on its dev part (where the
 choice was made) and its test part; the clean questions too, to show what the change costs
 where nothing was mistyped, and in how many of them a slip is found at all (a false alarm: the
-answer says it searched a word the person did not mean). Our two labelled sets, and cmrc2018 and drcd_zhs over their pools.
+answer says it searched a word the person did not mean). Our two labelled sets, and cmrc2018
+and drcd_zhs over their pools.
 """
 
 from __future__ import annotations
@@ -94,22 +95,20 @@ def main(argv: list[str] | None = None) -> int:
     alarms: dict[str, tuple] = {}  # name -> (index, questions, part of a question): read once qa eval built it
     for name, path in (("labelled", "docs/eval/questions.jsonl"), ("reading", "docs/eval/reading.jsonl")):
         typed = args.work / f"{name}.jsonl"
-        jsonl.write(typed, typed_set(list(jsonl.read(ROOT / path)), by_sound,
-                                     lambda row: labelled_part(row, f"{path}: {row['qid']}")))
+        rows = list(jsonl.read(ROOT / path))
+        part_of = lambda row, path=path: labelled_part(row, f"{path}: {row['qid']}")  # noqa: E731
+        jsonl.write(typed, typed_set(rows, by_sound, part_of))
         sets[name] = (["--questions", path], ["--questions", str(typed)])
-        alarms[name] = (ROOT / "index/main", list(jsonl.read(ROOT / path)),
-                        lambda row, path=path: labelled_part(row, f"{path}: {row['qid']}"))
+        alarms[name] = (ROOT / "index/main", rows, part_of)
     for name in ("cmrc2018", "drcd_zhs"):
         folder = args.work / name
         folder.mkdir(exist_ok=True)
         shutil.copyfile(SHARED / name / "passages.jsonl", folder / "passages.jsonl")
-        jsonl.write(folder / "questions.jsonl",
-                    typed_set(list(jsonl.read(SHARED / name / "questions.jsonl")), by_sound,
-                              benchmark_part))
+        rows = list(jsonl.read(SHARED / name / "questions.jsonl"))
+        jsonl.write(folder / "questions.jsonl", typed_set(rows, by_sound, benchmark_part))
         index = ["--index", str(ROOT / "index" / f"bench-{name}")]
         sets[name] = (["--benchmark", str(SHARED / name), *index], ["--benchmark", str(folder), *index])
-        alarms[name] = (ROOT / "index" / f"bench-{name}", list(jsonl.read(SHARED / name / "questions.jsonl")),
-                        benchmark_part)
+        alarms[name] = (ROOT / "index" / f"bench-{name}", rows, benchmark_part)
     result: dict = {"command": "python bench/typos.py " + " ".join(argv or sys.argv[1:]), "machine": machine(),
                     "seed": SEED, "sets": {}}
     for name, (clean, typed) in sets.items():

@@ -9,7 +9,8 @@ another of the same sound (toneless pinyin, from pypinyin). Every change that ma
 word the collection contains is added to the BM25 query as a group of alternatives, scored like
 the English translations of ``qa.crosslingual`` (the best alternative of a group counts). A
 stretch with a question word (哪年, 多远) is left alone: a slip there changes no topic, and 那年 is
-no better than 哪年; so is one made of stopwords alone (我是 is not a slip of 我市). Words the collection already holds are never touched, so a rare name that
+no better than 哪年; so is one made of stopwords alone (我是 is not a slip of 我市). Words the
+collection already holds are never touched, so a rare name that
 is in the documents (司马繇) is not turned into a commoner one (司马曜).
 
 Chosen on dev data (``bench/typos.py`` → ``bench/results/homophones.json``): no change on the
